@@ -1,0 +1,80 @@
+"""Prometheus metrics on an app-owned registry (never the global one), all prefixed `livetoken_`.
+
+Label values are bounded: routes are templates, reasons are error slugs, profiles come from config.
+Never a subject, tenant, token or key.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric the service exports."""
+
+    def __init__(self, version: str = "0") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build_info = Info("livetoken_build", "Build information.", registry=r)
+        self.build_info.info({"version": version})
+        self.requests = Counter(
+            "livetoken_http_requests", "HTTP requests by route template, method and status.",
+            ["route", "method", "status"], registry=r,
+        )
+        self.request_latency = Histogram(
+            "livetoken_http_request_duration_seconds", "HTTP request latency by route template.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.in_flight = Gauge("livetoken_http_requests_in_flight", "Requests being served now.", registry=r)
+        self.tokens_issued = Counter(
+            "livetoken_tokens_issued", "Ephemeral tokens minted and handed out, by profile.", ["profile"], registry=r
+        )
+        self.idempotent_replays = Counter(
+            "livetoken_idempotent_replays", "Answers replayed for a repeated Idempotency-Key.", registry=r
+        )
+        self.rejections = Counter(
+            "livetoken_rejections", "Requests refused, by reason (the problem type's slug).", ["reason"], registry=r
+        )
+        self.rate_limited = Counter(
+            "livetoken_rate_limited", "Requests refused by the rate limiter, by layer.", ["layer"], registry=r
+        )
+        self.upstream_latency = Histogram(
+            "livetoken_upstream_request_duration_seconds", "Latency of one mint attempt against the Live API.",
+            ["outcome"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.upstream_errors = Counter(
+            "livetoken_upstream_errors", "Failed mint attempts, by kind (timeout, 4xx, 429, 5xx, connection).",
+            ["kind"], registry=r,
+        )
+        self.upstream_retries = Counter("livetoken_upstream_retries", "Mint attempts that were retries.", registry=r)
+        self.circuit_state = Gauge(
+            "livetoken_upstream_circuit_open", "1 while the upstream circuit breaker is open.", registry=r
+        )
+        self.ratelimit_latency = Histogram(
+            "livetoken_ratelimit_check_duration_seconds", "Latency of one rate-limit check, by backend.",
+            ["backend"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.redis_errors = Counter(
+            "livetoken_redis_errors", "Redis operations that failed or timed out, by operation.", ["op"], registry=r
+        )
+        self.ratelimit_fallback = Gauge(
+            "livetoken_ratelimit_fallback_active",
+            "1 while Redis is unavailable and the per-replica in-memory limiter decides (fail_mode=open).",
+            registry=r,
+        )
+        self.ratelimit_fallback_decisions = Counter(
+            "livetoken_ratelimit_fallback_decisions", "Rate-limit decisions made by the in-memory fallback.", registry=r
+        )
+        self.jwks_refreshes = Counter(
+            "livetoken_jwks_refreshes", "JWKS fetches, by outcome (ok, error, cooldown).", ["outcome"], registry=r
+        )
+        self.jwt_rejections = Counter(
+            "livetoken_jwt_rejections", "JWTs refused, by internal check (never shown to clients).", ["check"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)
