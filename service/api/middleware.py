@@ -1,0 +1,61 @@
+"""Per-request context: request id, structured-log binding, latency and status metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.metrics import Metrics
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware (cheap): binds request_id, counts the answer by route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                # Honour a caller's id only if it is short and plain, so it cannot inject into logs.
+                request_id = candidate if _REQUEST_ID.match(candidate) else ""
+                break
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        route = scope.get("path_template") or "unmatched"
+        status = 500
+        started = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight.inc()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers: list[Any] = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            metrics.in_flight.dec()
+            metrics.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
+            metrics.request_latency.labels(route=route).observe(time.perf_counter() - started)
+            structlog.contextvars.clear_contextvars()

@@ -1,0 +1,85 @@
+"""The one place where exceptions become RFC 9457 problem+json responses, each counted in metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.plugins.problem_details import ProblemDetailsException
+
+from service import errors
+from service.metrics import Metrics
+
+log = structlog.get_logger("livetoken.http")
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def _from_litestar(exc: HTTPException) -> errors.LivetokenError:
+    """Map the framework's own refusals (routing, body size) onto our error tree."""
+    status = exc.status_code
+    if isinstance(exc, NotFoundException):
+        return errors.NotFound()
+    if isinstance(exc, MethodNotAllowedException):
+        return errors.MethodNotAllowed(headers=exc.headers)
+    if status == 413:
+        return errors.PayloadTooLarge()
+    if status == 415:
+        return errors.UnsupportedMediaType()
+    if isinstance(exc, ValidationException | ClientException) and status == 400:
+        return errors.MalformedRequest()
+    if status == 429:
+        return errors.RateLimited()
+    if 400 <= status < 500:
+        err = errors.MalformedRequest()
+        err.status = status
+        return err
+    return errors.LivetokenError()
+
+
+def problem_response(request: Request[Any, Any, Any], err: errors.LivetokenError) -> Response[Any]:
+    """Render `err` as problem+json and count it as a rejection."""
+    metrics: Metrics = request.app.state.metrics
+    metrics.rejections.labels(reason=err.slug).inc()
+    request_id = request.scope.get("state", {}).get("request_id")
+    exc = ProblemDetailsException(
+        detail=err.detail,
+        status_code=err.status,
+        headers={**err.headers(), "Cache-Control": "no-store"},
+        type_=err.type_uri,
+        title=err.title,
+        extra={"request_id": request_id} if request_id else None,
+    )
+    return exc.to_response(request)
+
+
+def _handle_livetoken(request: Request[Any, Any, Any], exc: errors.LivetokenError) -> Response[Any]:
+    if isinstance(exc, errors.InvalidToken):
+        log.info("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
+    else:
+        log.info("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
+    return problem_response(request, exc)
+
+
+def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return problem_response(request, _from_litestar(exc))
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # The exception text may carry upstream or library internals: log its type only, never echo it.
+    log.error("unhandled_error", outcome="error", error_type=type(exc).__name__)
+    return problem_response(request, errors.LivetokenError())
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    errors.LivetokenError: _handle_livetoken,
+    HTTPException: _handle_http,
+    Exception: _handle_unexpected,
+}

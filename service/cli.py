@@ -1,0 +1,171 @@
+"""`livetoken` — the one entry point: serve, emulator, client, dev-jwt, openapi, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from service.config import ConfigError, Duration, Settings, load_env, load_file_config, load_settings
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from service import devmode
+    from service.logging import configure_logging
+    from service.server import run_server
+
+    config = args.config or os.environ.get("LIVETOKEN_CONFIG")
+    child = None
+    try:
+        if config:
+            settings = load_settings(config)
+        else:
+            directory = devmode.state_dir()
+            print("livetoken: no configuration given: starting in dev mode (emulator upstream, "
+                  "in-memory rate limiter, dev issuer)", file=sys.stderr)
+            print("livetoken: starting the Live API emulator ...", file=sys.stderr)
+            child, info = devmode.start_emulator_child(directory)
+            settings = devmode.dev_settings(directory, info)
+    except ConfigError as exc:
+        print(f"livetoken: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"livetoken: {exc}", file=sys.stderr)
+        return 1
+    try:
+        configure_logging(settings.env.log_format, settings.env.log_level)
+        host = args.host or settings.file.server.host
+        port = args.port if args.port is not None else settings.file.server.port
+        if settings.dev_mode:
+            _print_dev_banner(host, port, settings)
+        return run_server(settings, host, port)
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=10)
+
+
+def _print_dev_banner(host: str, port: int, settings: Settings) -> None:
+    exe = shutil.which("livetoken") or sys.argv[0]
+    try:
+        exe = os.path.relpath(exe) if Path(exe).resolve().is_relative_to(Path.cwd()) else exe
+    except ValueError:  # pragma: no cover - different drive on Windows
+        pass
+    state = os.environ.get("LIVETOKEN_STATE_DIR")
+    prefix = f"LIVETOKEN_STATE_DIR={shlex.quote(state)} " if state else ""
+    jwt_cmd = f"$({prefix}{exe} dev-jwt --sub alice)"
+    url_host = f"[{host}]" if ":" in host else host
+    service = f"http://{url_host}:{port}"
+    print(
+        "\n"
+        f"livetoken dev mode is serving on {service}  (upstream: emulator at {settings.env.gemini_base_url})\n"
+        "Issue a token:\n"
+        f"  curl -sS -X POST {service}/v1/tokens -H \"Authorization: Bearer {jwt_cmd}\" "
+        "-H 'Content-Type: application/json' -d '{\"profile\": \"voice\"}'\n"
+        "Talk to the emulator with it (text chat):\n"
+        f"  {prefix}{exe} client --service {service} --jwt \"{jwt_cmd}\" --profile text --text 'Hello there'\n"
+        f"API docs: {service}/docs   Metrics: {service}/metrics\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from service.emulator.cli import run
+
+    return run(args)
+
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    from service.client.cli import run
+
+    return run(args)
+
+
+def _cmd_dev_jwt(args: argparse.Namespace) -> int:
+    from service import devmode
+
+    try:
+        ttl = Duration.parse(args.ttl)
+    except ValueError as exc:
+        print(f"livetoken dev-jwt: --ttl: {exc}", file=sys.stderr)
+        return 2
+    if not args.sub.strip():
+        print("livetoken dev-jwt: --sub must not be empty", file=sys.stderr)
+        return 2
+    print(devmode.mint_dev_jwt(devmode.state_dir(), args.sub, args.scope or [], float(ttl), args.tenant))
+    return 0
+
+
+def _cmd_openapi(_args: argparse.Namespace) -> int:
+    from service.openapi_doc import render_openapi_yaml
+
+    sys.stdout.write(render_openapi_yaml())
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        file = load_file_config(args.file)
+        if not args.no_env:
+            load_env(os.environ, file, require_api_key=False)
+    except ConfigError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(file.issuers)} issuer(s), profiles: {', '.join(sorted(file.profiles))})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="livetoken", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the token service (dev mode when no config is given)")
+    serve.add_argument("--config", help="TOML config file (default: $LIVETOKEN_CONFIG; none = dev mode)")
+    serve.add_argument("--host", default=None, help="listen address (default: [server].host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (default: [server].port, 8080)")
+    serve.set_defaults(func=_cmd_serve)
+
+    from service.client.cli import add_arguments as client_args
+    from service.emulator.cli import add_arguments as emulator_args
+
+    emulator = sub.add_parser("emulator", help="run the local Live API emulator (TLS)")
+    emulator_args(emulator)
+    emulator.set_defaults(func=_cmd_emulator)
+
+    client = sub.add_parser("client", help="reference client: fetch a token, talk to the Live API")
+    client_args(client)
+    client.set_defaults(func=_cmd_client)
+
+    dev_jwt = sub.add_parser("dev-jwt", help="print a caller JWT signed by the dev issuer")
+    dev_jwt.add_argument("--sub", required=True, help="subject (the caller's user id)")
+    dev_jwt.add_argument("--scope", action="append", help="a scope to grant (repeatable), e.g. live:tools")
+    dev_jwt.add_argument("--tenant", default=None, help="tenant claim")
+    dev_jwt.add_argument("--ttl", default="10m", help="lifetime, e.g. 10m, 1h (default 10m)")
+    dev_jwt.set_defaults(func=_cmd_dev_jwt)
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document (YAML)")
+    openapi.set_defaults(func=_cmd_openapi)
+
+    check = sub.add_parser("check-config", help="validate a config file (and the secrets it names)")
+    check.add_argument("file")
+    check.add_argument("--no-env", action="store_true", help="check the file only, not the environment")
+    check.set_defaults(func=_cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

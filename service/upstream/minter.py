@@ -1,0 +1,161 @@
+"""Minting ephemeral tokens with google-genai: bounded retries inside a deadline, behind a circuit breaker.
+
+The same code path serves Google and the emulator: only the base URL, API key and CA file differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from service.config import ProfileConfig, Secret, UpstreamConfig
+from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from service.metrics import Metrics
+from service.upstream.circuit import CircuitBreaker
+from service.upstream.constraints import build_constraints
+
+API_VERSION = "v1alpha"  # ephemeral tokens are documented for v1alpha only
+log = structlog.get_logger("livetoken.upstream")
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    """A token as handed to the caller; expiry is computed locally from what we asked for."""
+
+    name: str
+    expire_time: datetime
+    new_session_expire_time: datetime
+    uses: int
+    constraints: types.LiveConnectConstraints
+
+
+def sdk_http_options(base_url: str | None, ca_file: str | None, timeout_ms: int | None = None) -> types.HttpOptions:
+    """HttpOptions for talking to the Live API at `base_url` (None = Google), trusting `ca_file` if given.
+
+    The context goes to httpx as `verify` (REST) and to websockets as `ssl` (Live); the SDK keeps only the
+    argument each client understands. With no CA file the system trust store is used, as for Google.
+    """
+    args: dict[str, Any] = {}
+    if ca_file is not None:
+        ctx = ssl.create_default_context(cafile=ca_file)
+        args = {"verify": ctx, "ssl": ctx}
+    return types.HttpOptions(
+        base_url=base_url,
+        api_version=API_VERSION,
+        async_client_args=args or None,
+        timeout=timeout_ms,
+    )
+
+
+class TokenMinter:
+    """Mints tokens for configured profiles."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Secret,
+        base_url: str | None,
+        ca_file: str | None,
+        profiles: dict[str, ProfileConfig],
+        upstream: UpstreamConfig,
+        metrics: Metrics,
+    ) -> None:
+        self._client = genai.Client(api_key=api_key.reveal(), http_options=sdk_http_options(base_url, ca_file))
+        self._profiles = profiles
+        self._constraints = {name: build_constraints(p) for name, p in profiles.items()}
+        self._cfg = upstream
+        self._metrics = metrics
+        self.circuit = CircuitBreaker(
+            upstream.circuit_failure_threshold,
+            upstream.circuit_reset_after,
+            on_change=lambda s: metrics.circuit_state.set(1 if s == "open" else 0),
+        )
+
+    def constraints(self, profile: str, voice: str | None) -> types.LiveConnectConstraints:
+        """The locked setup a token for (profile, voice) carries."""
+        return self._constraints[profile][voice]
+
+    async def mint(self, profile_name: str, voice: str | None) -> MintedToken:
+        """Mint one token, retrying transient failures inside the upstream deadline."""
+        if not self.circuit.allow():
+            raise UpstreamUnavailable(retry_after=self.circuit.retry_after() or 1.0)
+        profile = self._profiles[profile_name]
+        constraints = self._constraints[profile_name][voice]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._cfg.deadline
+        attempt = 0
+        while True:
+            now = datetime.now(UTC)
+            expire = now + timedelta(seconds=profile.effective_session_ttl)
+            new_session = now + timedelta(seconds=profile.new_session_ttl)
+            config = types.CreateAuthTokenConfig(
+                uses=profile.uses,
+                expire_time=expire,
+                new_session_expire_time=new_session,
+                live_connect_constraints=constraints,
+            )
+            budget = min(self._cfg.attempt_timeout, deadline - loop.time())
+            started = time.perf_counter()
+            try:
+                if budget <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(budget):
+                    token = await self._client.aio.auth_tokens.create(config=config)
+            except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is classified just below
+                kind = self._classify(exc, started)
+                if kind == "rejected":
+                    self.circuit.release()
+                    raise UpstreamRejected from None
+                self.circuit.record_failure()
+                attempt += 1
+                remaining = deadline - loop.time()
+                backoff = random.uniform(0, self._cfg.backoff_base * (2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
+                if attempt > self._cfg.max_retries or remaining <= backoff or not self.circuit.allow():
+                    log.warning("upstream_failed", kind=kind, attempts=attempt)
+                    if kind == "timeout":
+                        raise UpstreamTimeout from None
+                    raise UpstreamUnavailable(retry_after=1.0) from None
+                self._metrics.upstream_retries.inc()
+                await asyncio.sleep(backoff)
+                continue
+            self._metrics.upstream_latency.labels(outcome="ok").observe(time.perf_counter() - started)
+            name = token.name or ""
+            if not name.startswith("auth_tokens/") or len(name) > 512:
+                self.circuit.release()
+                self._metrics.upstream_errors.labels(kind="malformed").inc()
+                raise UpstreamRejected("The Live API returned an unexpected answer.")
+            self.circuit.record_success()
+            return MintedToken(name, expire, new_session, profile.uses, constraints)
+
+    def _classify(self, exc: Exception, started: float) -> str:
+        """Name the failure for metrics and decide: 'rejected' (final) or a retryable kind."""
+        elapsed = time.perf_counter() - started
+        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+            kind = "timeout"
+        elif isinstance(exc, genai_errors.ClientError):
+            kind = "429" if exc.code == 429 else "rejected"
+        elif isinstance(exc, genai_errors.APIError):
+            kind = "5xx"
+        elif isinstance(exc, httpx.TransportError | OSError | ssl.SSLError):
+            kind = "connection"
+        else:
+            kind = "unexpected"
+        self._metrics.upstream_errors.labels(kind="4xx" if kind == "rejected" else kind).inc()
+        self._metrics.upstream_latency.labels(outcome="error").observe(elapsed)
+        log.info("upstream_attempt_failed", kind=kind, error_type=type(exc).__name__)
+        return kind
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP client."""
+        await self._client.aio.aclose()
