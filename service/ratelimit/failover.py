@@ -1,0 +1,98 @@
+"""What happens when Redis is unavailable: refuse (fail closed) or limit per replica in memory (fail open).
+
+After a failure Redis is skipped for a short back-off, so requests do not each pay the Redis timeout while it
+is down; then one request probes it again. Recovery is automatic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import structlog
+
+from service.errors import RateLimiterUnavailable
+from service.metrics import Metrics
+from service.ratelimit.base import Decision, LimiterUnavailableError, LimitCheck, RateLimiter
+from service.ratelimit.memory import MemoryRateLimiter
+
+log = structlog.get_logger("livetoken.ratelimit")
+State = Literal["ok", "fallback", "unavailable"]
+
+
+class FailoverRateLimiter:
+    """Wraps the Redis limiter with the configured fail mode."""
+
+    def __init__(
+        self,
+        primary: RateLimiter,
+        fail_mode: Literal["closed", "open"],
+        metrics: Metrics,
+        backoff: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.primary = primary
+        self.backend = primary.backend
+        self._fail_mode = fail_mode
+        self._metrics = metrics
+        self._fallback = MemoryRateLimiter()
+        self._backoff = backoff
+        self._clock = clock
+        self._down_until = 0.0
+        self._down = False
+
+    def _mark_down(self) -> None:
+        self._down_until = self._clock() + self._backoff
+        if not self._down:
+            self._down = True
+            log.warning("ratelimit_store_down", fail_mode=self._fail_mode)
+            if self._fail_mode == "open":
+                self._metrics.ratelimit_fallback.set(1)
+
+    def _mark_up(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("ratelimit_store_recovered")
+            self._metrics.ratelimit_fallback.set(0)
+
+    def _fallback_decision(self, checks: Sequence[LimitCheck]) -> Decision:
+        if self._fail_mode == "closed":
+            raise RateLimiterUnavailable(retry_after=1.0)
+        self._metrics.ratelimit_fallback_decisions.inc()
+        return self._fallback.decide(checks)
+
+    async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
+        """Decide on Redis; on failure follow the fail mode."""
+        if self._down and self._clock() < self._down_until:
+            return self._fallback_decision(checks)
+        try:
+            decision = await self.primary.acquire(checks)
+        except LimiterUnavailableError:
+            self._mark_down()
+            return self._fallback_decision(checks)
+        self._mark_up()
+        return decision
+
+    async def refund(self, checks: Sequence[LimitCheck]) -> None:
+        """Refund where the request was charged."""
+        if self._down:
+            self._fallback.give_back(checks)
+        else:
+            await self.primary.refund(checks)
+
+    async def state(self) -> State:
+        """For /readyz: ok, fallback (fail open, Redis down) or unavailable (fail closed, Redis down)."""
+        if await self.primary.ping():
+            self._mark_up()
+            return "ok"
+        self._mark_down()
+        return "fallback" if self._fail_mode == "open" else "unavailable"
+
+    async def ping(self) -> bool:
+        """Whether the primary store answers."""
+        return await self.primary.ping()
+
+    async def aclose(self) -> None:
+        """Close the primary."""
+        await self.primary.aclose()

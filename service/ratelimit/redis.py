@@ -1,0 +1,127 @@
+"""GCRA in Redis: one Lua script, one round trip per check, timed by Redis itself.
+
+On a single node every rule of a request goes into one EVALSHA. On Redis Cluster the keys of one script must
+share a slot, so rules are grouped by hash tag (subject, tenant, global) and each group runs its own script;
+if any group denies, the groups that were charged are refunded. Per-subject exactness is unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
+from service.metrics import Metrics
+from service.ratelimit.base import Decision, LimiterUnavailableError, LimitCheck, LimitState
+
+_LUA = files("service.ratelimit") / "lua"
+GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
+REFUND_SCRIPT = (_LUA / "refund.lua").read_text()
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+def _tag(key: str) -> str:
+    return key[key.index("{") + 1 : key.index("}")]
+
+
+class RedisRateLimiter:
+    """Shared limiter: exact across any number of replicas using the same Redis."""
+
+    backend = "redis"
+
+    def __init__(self, client: aioredis.Redis | RedisCluster, *, timeout: float, prefix: str, metrics: Metrics) -> None:
+        self._client = client
+        self._cluster = isinstance(client, RedisCluster)
+        self._timeout = timeout
+        self._prefix = prefix + ":gcra:"
+        self._metrics = metrics
+        self._latency = metrics.ratelimit_latency.labels(backend="redis")
+        self._gcra = client.register_script(GCRA_SCRIPT)
+        self._refund = client.register_script(REFUND_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float, prefix: str, metrics: Metrics, cluster: bool = False) -> RedisRateLimiter:
+        """Connect lazily to `url` (a cluster when `cluster` is set); every socket operation bounded by `timeout`."""
+        opts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        client: aioredis.Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, **opts)
+        else:
+            client = aioredis.Redis.from_url(url, health_check_interval=0, **opts)
+        return cls(client, timeout=timeout, prefix=prefix, metrics=metrics)
+
+    def _groups(self, checks: Sequence[LimitCheck]) -> list[list[int]]:
+        if not self._cluster:
+            return [list(range(len(checks)))]
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, c in enumerate(checks):
+            groups[_tag(c.key)].append(i)
+        return list(groups.values())
+
+    async def _run_gcra(self, checks: Sequence[LimitCheck], idx: list[int]) -> list[int]:
+        keys = [self._prefix + checks[i].key for i in idx]
+        args: list[int] = []
+        for i in idx:
+            c = checks[i]
+            args += [max(1, round(c.period / c.rate * 1_000_000)), c.burst]
+        return [int(x) for x in await self._gcra(keys=keys, args=args)]
+
+    async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
+        """See RateLimiter.acquire."""
+        started = time.perf_counter()
+        groups = self._groups(checks)
+        try:
+            async with asyncio.timeout(self._timeout):
+                if len(groups) == 1:
+                    replies = [await self._run_gcra(checks, groups[0])]
+                else:
+                    replies = list(await asyncio.gather(*(self._run_gcra(checks, g) for g in groups)))
+        except _FAILURES as exc:
+            self._metrics.redis_errors.labels(op="acquire").inc()
+            raise LimiterUnavailableError(type(exc).__name__) from None
+        finally:
+            self._latency.observe(time.perf_counter() - started)
+        states: list[LimitState | None] = [None] * len(checks)
+        allowed = all(reply[0] == 1 for reply in replies)
+        for idx, reply in zip(groups, replies, strict=True):
+            for j, i in enumerate(idx):
+                remaining, reset_us, retry_us = reply[1 + 3 * j : 4 + 3 * j]
+                states[i] = LimitState(checks[i], remaining, reset_us / 1e6, retry_us / 1e6)
+        if not allowed and len(groups) > 1:
+            charged = [checks[i] for idx, reply in zip(groups, replies, strict=True) if reply[0] == 1 for i in idx]
+            await self.refund(charged)
+        return Decision(allowed, tuple(s for s in states if s is not None))
+
+    async def refund(self, checks: Sequence[LimitCheck]) -> None:
+        """See RateLimiter.refund; best effort (a lost refund only makes the limit stricter)."""
+        if not checks:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                for idx in self._groups(checks):
+                    await self._refund(
+                        keys=[self._prefix + checks[i].key for i in idx],
+                        args=[max(1, round(checks[i].period / checks[i].rate * 1_000_000)) for i in idx],
+                    )
+        except _FAILURES:
+            self._metrics.redis_errors.labels(op="refund").inc()
+
+    async def ping(self) -> bool:
+        """Whether Redis answers within the timeout."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return bool(await self._client.ping())
+        except _FAILURES:
+            self._metrics.redis_errors.labels(op="ping").inc()
+            return False
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
