@@ -1,0 +1,215 @@
+"""Caller JWT verification: pinned algorithms per issuer, keys only from configuration, one generic 401.
+
+The token's own headers never choose a key source: `jwk`, `jku`, `x5u` and `x5c` are ignored, `kid` is only
+a lookup in the issuer's configured JWKS, and `crit` or nested tokens are refused outright.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from service.auth.identity import CallerIdentity
+from service.auth.jwks import JWKSCache
+from service.config import HS_ALGORITHMS, IssuerConfig, Secret
+from service.errors import InvalidToken
+from service.metrics import Metrics
+
+MAX_TOKEN_BYTES = 8192
+MAX_CLAIM_CHARS = 256
+_ACCEPTED_TYP = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
+
+
+class _Reject(Exception):
+    """Internal: a verification step failed; `reason` is a bounded label for metrics and debug logs."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Reject("duplicate_member")
+        out[key] = value
+    return out
+
+
+def _segment(data: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise _Reject("malformed") from None
+    if not isinstance(value, dict):
+        raise _Reject("malformed")
+    return value
+
+
+class _Issuer:
+    """One configured issuer and its keys."""
+
+    def __init__(self, cfg: IssuerConfig, secret: Secret | None, http: httpx.AsyncClient, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.algorithms = frozenset(cfg.algorithms)
+        self.audiences = list(cfg.audiences)
+        self.static_key: Any = None
+        self.jwks: JWKSCache | None = None
+        if cfg.hs256_secret_env is not None:
+            assert secret is not None
+            self.static_key = secret.reveal().encode()
+        elif cfg.public_key_file is not None:
+            self.static_key = load_pem_public_key(Path(cfg.public_key_file).read_bytes())
+        else:
+            assert cfg.jwks_url is not None
+            self.jwks = JWKSCache(
+                cfg.jwks_url, http, self.algorithms, cache_ttl=float(cfg.jwks_cache_ttl),
+                cooldown=float(cfg.jwks_refresh_cooldown), timeout=float(cfg.jwks_timeout),
+                max_stale=float(cfg.jwks_max_stale), metrics=metrics,
+            )
+
+    async def key_for(self, header: Mapping[str, Any]) -> Any:
+        if self.jwks is None:
+            return self.static_key
+        kid = header.get("kid")
+        if kid is not None and (not isinstance(kid, str) or len(kid) > 256):
+            raise _Reject("bad_kid")
+        found = await self.jwks.get(kid)
+        if found is None:
+            raise _Reject("unknown_kid")
+        return found.key
+
+
+class JWTVerifier:
+    """Verifies `Authorization: Bearer <jwt>` against the configured issuers."""
+
+    def __init__(
+        self,
+        issuers: list[IssuerConfig],
+        secrets: Mapping[str, Secret],
+        http: httpx.AsyncClient,
+        metrics: Metrics,
+    ) -> None:
+        self._issuers = {cfg.issuer: _Issuer(cfg, secrets.get(cfg.issuer), http, metrics) for cfg in issuers}
+        self._metrics = metrics
+
+    async def start(self) -> None:
+        """Warm the JWKS caches so the first callers do not wait for a fetch (failures are retried later)."""
+        for issuer in self._issuers.values():
+            if issuer.jwks is not None:
+                await issuer.jwks.refresh()
+
+    def jwks_status(self) -> Literal["ok", "stale", "unavailable"]:
+        """Worst JWKS state across issuers (ok when no issuer uses JWKS)."""
+        states = [i.jwks.status() for i in self._issuers.values() if i.jwks is not None]
+        for worst in ("unavailable", "stale"):
+            if worst in states:
+                return worst  # type: ignore[return-value]  # one of the Literal values by construction
+        return "ok"
+
+    async def verify(self, authorization: str | None) -> CallerIdentity:
+        """The verified caller, or InvalidToken (always the same public message)."""
+        try:
+            return await self._verify(authorization)
+        except _Reject as exc:
+            self._metrics.jwt_rejections.labels(check=exc.reason).inc()
+            raise InvalidToken(exc.reason) from None
+
+    async def _verify(self, authorization: str | None) -> CallerIdentity:
+        if not authorization:
+            raise _Reject("missing")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token or " " in token.strip():
+            raise _Reject("scheme")
+        token = token.strip()
+        if len(token) > MAX_TOKEN_BYTES:
+            raise _Reject("oversized")
+        parts = token.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise _Reject("malformed")
+        header = _segment(parts[0])
+        payload = _segment(parts[1])
+        self._check_header(header)
+        issuer = self._issuers.get(payload.get("iss"))  # type: ignore[arg-type]  # a non-str iss finds nothing
+        if issuer is None:
+            raise _Reject("unknown_issuer")
+        alg = header.get("alg")
+        if alg not in issuer.algorithms:
+            raise _Reject("algorithm")
+        key = await issuer.key_for(header)
+        claims = self._decode(token, key, alg, issuer)
+        return self._identity(claims, issuer.cfg)
+
+    @staticmethod
+    def _check_header(header: Mapping[str, Any]) -> None:
+        if "crit" in header:
+            raise _Reject("crit")
+        cty = header.get("cty")
+        if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
+            raise _Reject("nested")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP):
+            raise _Reject("typ")
+
+    @staticmethod
+    def _decode(token: str, key: Any, alg: str, issuer: _Issuer) -> dict[str, Any]:
+        cfg = issuer.cfg
+        required = ["exp", "iss", "aud"]
+        if cfg.max_token_age is not None:
+            required.append("iat")
+        if (alg in HS_ALGORITHMS) != isinstance(key, bytes):
+            raise _Reject("algorithm")  # belt and braces against algorithm/key confusion
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[alg], audience=issuer.audiences, issuer=cfg.issuer,
+                leeway=float(cfg.leeway), options={"require": required, "verify_signature": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _Reject("expired") from None
+        except jwt.ImmatureSignatureError:
+            raise _Reject("not_yet_valid") from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
+            raise _Reject("audience_or_issuer") from None
+        except jwt.MissingRequiredClaimError:
+            raise _Reject("missing_claim") from None
+        except jwt.InvalidSignatureError:
+            raise _Reject("bad_signature") from None
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise _Reject("invalid") from None
+        if cfg.max_token_age is not None:
+            iat = claims.get("iat")
+            if not isinstance(iat, int | float) or time.time() - iat > float(cfg.max_token_age) + float(cfg.leeway):
+                raise _Reject("too_old")
+        return claims
+
+    @staticmethod
+    def _identity(claims: Mapping[str, Any], cfg: IssuerConfig) -> CallerIdentity:
+        subject = claims.get(cfg.subject_claim)
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_CLAIM_CHARS:
+            raise _Reject("subject")
+        tenant: str | None = None
+        if cfg.tenant_claim is not None:
+            raw_tenant = claims.get(cfg.tenant_claim)
+            if raw_tenant is not None:
+                if not isinstance(raw_tenant, str | int) or isinstance(raw_tenant, bool):
+                    raise _Reject("tenant")
+                tenant = str(raw_tenant)[:MAX_CLAIM_CHARS]
+        raw_scopes = claims.get(cfg.scopes_claim)
+        if isinstance(raw_scopes, str):
+            scopes = frozenset(raw_scopes.split())
+        elif isinstance(raw_scopes, list) and all(isinstance(s, str) for s in raw_scopes):
+            scopes = frozenset(raw_scopes)
+        else:
+            scopes = frozenset()
+        return CallerIdentity(cfg.issuer, subject, tenant, scopes, claims)
