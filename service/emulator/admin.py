@@ -1,0 +1,99 @@
+"""`/_emulator/…`: introspection and fault injection for tests and benchmarks (not a Google path)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException, ValidationException
+
+from service.emulator.store import EmulatorState, Faults, fingerprint
+
+
+def _state(request: Request[Any, Any, State]) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    if request.headers.get("x-goog-api-key") != state.api_key:
+        raise NotAuthorizedException("send the emulator's API key in x-goog-api-key")
+    return state
+
+
+def parse_faults(body: dict[str, Any]) -> Faults:
+    """Validate a faults document: {latency_ms, error_rates: {"503": 0.5}, drop_rate, fail_next: [503, "drop"]}."""
+    try:
+        rates = {int(code): float(rate) for code, rate in (body.get("error_rates") or {}).items()}
+        fail_next: deque[int | str] = deque()
+        for item in body.get("fail_next") or []:
+            fail_next.append("drop" if item == "drop" else int(item))
+        faults = Faults(
+            latency_ms=float(body.get("latency_ms") or 0.0),
+            error_rates=rates,
+            drop_rate=float(body.get("drop_rate") or 0.0),
+            fail_next=fail_next,
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationException("faults: latency_ms, error_rates {code: rate}, drop_rate, fail_next [code|'drop']") from None
+    if faults.latency_ms < 0 or not 0 <= faults.drop_rate <= 1 or any(not 0 <= r <= 1 for r in rates.values()):
+        raise ValidationException("faults: latency_ms >= 0 and rates within 0..1")
+    return faults
+
+
+class AdminController(Controller):
+    """Introspection and control."""
+
+    path = "/_emulator"
+
+    @get("/tokens")
+    async def tokens(self, request: Request[Any, Any, State]) -> list[dict[str, Any]]:
+        """Every minted token (names fingerprinted)."""
+        return [{**t.public(), "name": fingerprint(t.name)} for t in _state(request).tokens.values()]
+
+    @get("/token")
+    async def token(self, request: Request[Any, Any, State], name: str) -> Response[Any]:
+        """One token by its full name (?name=auth_tokens/…): uses left, expiry, locked setup."""
+        record = _state(request).tokens.get(name)
+        if record is None:
+            return Response({"error": "no such token"}, status_code=404)
+        return Response(record.public())
+
+    @get("/requests")
+    async def requests(self, request: Request[Any, Any, State]) -> list[dict[str, Any]]:
+        """Recent auth_tokens requests exactly as received (API key redacted)."""
+        return list(_state(request).requests)
+
+    @get("/sessions")
+    async def sessions(self, request: Request[Any, Any, State]) -> list[dict[str, Any]]:
+        """Recent Live sessions with the client's and the effective setup."""
+        return list(_state(request).sessions)
+
+    @get("/stats")
+    async def stats(self, request: Request[Any, Any, State]) -> dict[str, Any]:
+        """Counters."""
+        state = _state(request)
+        return {"mint_count": state.mint_count, "tokens": len(state.tokens), "sessions": len(state.sessions)}
+
+    @get("/faults")
+    async def get_faults(self, request: Request[Any, Any, State]) -> dict[str, Any]:
+        """Current fault injection."""
+        return _state(request).faults.public()
+
+    @post("/faults", status_code=200)
+    async def set_faults(self, request: Request[Any, Any, State], data: dict[str, Any]) -> dict[str, Any]:
+        """Replace fault injection (see parse_faults)."""
+        state = _state(request)
+        state.faults = parse_faults(data)
+        return state.faults.public()
+
+    @delete("/faults", status_code=200)
+    async def clear_faults(self, request: Request[Any, Any, State]) -> dict[str, Any]:
+        """No faults."""
+        state = _state(request)
+        state.faults = Faults()
+        return state.faults.public()
+
+    @post("/reset", status_code=200)
+    async def reset(self, request: Request[Any, Any, State]) -> dict[str, Any]:
+        """Forget everything."""
+        _state(request).reset()
+        return {"reset": True}

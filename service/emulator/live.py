@@ -1,0 +1,135 @@
+"""The Live WebSocket: token checks, the locked setup, and a deterministic conversation.
+
+Errors reach the SDK only as close frames (code + short reason); a JSON error frame would crash it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from service.emulator.session import LiveSession
+from service.emulator.store import EmulatorState, TokenRecord, fingerprint
+
+log = structlog.get_logger("livetoken.emulator")
+RPC_PREFIX = "google.ai.generativelanguage."
+POLICY = 1008
+
+
+def _credential(socket: WebSocket[Any, Any, Any]) -> str | None:
+    auth = socket.headers.get("authorization", "")
+    if auth.lower().startswith("token "):
+        return auth[6:].strip()
+    return socket.query_params.get("access_token") or socket.headers.get("x-goog-api-key")
+
+
+def _apply_lock(token: TokenRecord, client_setup: dict[str, Any]) -> dict[str, Any]:
+    """The setup the session really gets: the token's locked fields win over the client's."""
+    if token.setup is None:
+        return copy.deepcopy(client_setup)
+    if token.field_mask is None:
+        effective = copy.deepcopy(token.setup)
+    else:
+        effective = copy.deepcopy(client_setup)
+        for path in token.field_mask:
+            top, _, sub = path.partition(".")
+            key = model_key(top)
+            if key not in token.setup:
+                continue
+            if sub and isinstance(token.setup[key], dict):
+                effective.setdefault(key, {})
+                if model_key(sub) in token.setup[key]:
+                    effective[key][model_key(sub)] = copy.deepcopy(token.setup[key][model_key(sub)])
+            else:
+                effective[key] = copy.deepcopy(token.setup[key])
+    # The resumption handle is per connection: it always comes from the client.
+    handle = (client_setup.get("sessionResumption") or {}).get("handle")
+    if handle and "sessionResumption" in effective:
+        effective["sessionResumption"] = {**effective["sessionResumption"], "handle": handle}
+    return effective
+
+
+def model_key(path_part: str) -> str:
+    """Field masks may name fields in snake_case; setups use camelCase keys."""
+    head, *rest = path_part.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _check_token(state: EmulatorState, name: str, handle: str | None) -> tuple[TokenRecord | None, str | None]:
+    token = state.tokens.get(name)
+    if token is None:
+        return None, "Unauthenticated: invalid ephemeral token"
+    now = datetime.now(UTC)
+    if now >= token.expire_time:
+        return None, "Unauthenticated: ephemeral token expired"
+    if handle is not None:
+        if state.handles.get(handle) != token.name:
+            return None, "Invalid session resumption handle"
+        return token, None  # resuming spends no use and may happen after the new-session window
+    if now >= token.new_session_expire_time:
+        return None, "Unauthenticated: new session window of this ephemeral token has passed"
+    if token.uses and token.uses_remaining <= 0:
+        return None, "Unauthenticated: ephemeral token has no uses left"
+    return token, None
+
+
+@websocket("/ws/{rpc:str}")
+async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
+    """BidiGenerateContent[Constrained] for v1alpha and v1beta."""
+    state: EmulatorState = socket.app.state.emulator
+    await socket.accept()
+    try:
+        first = await socket.receive_data(mode="text")
+        setup_frame = json.loads(first)
+        client_setup = setup_frame["setup"]
+        if not isinstance(client_setup, dict):
+            raise TypeError
+    except (WebSocketDisconnect, ValueError, KeyError, TypeError):
+        await socket.close(code=1007, reason="Invalid setup message")
+        return
+    version, _, method = rpc.removeprefix(RPC_PREFIX).partition(".GenerativeService.")
+    if not rpc.startswith(RPC_PREFIX) or version not in ("v1alpha", "v1beta") or method not in (
+        "BidiGenerateContent", "BidiGenerateContentConstrained"
+    ):
+        await socket.close(code=POLICY, reason="Method not found")
+        return
+    credential = _credential(socket)
+    handle = (client_setup.get("sessionResumption") or {}).get("handle")
+    token: TokenRecord | None = None
+    if credential and credential.startswith("auth_tokens/"):
+        token, problem = _check_token(state, credential, handle)
+        if problem is not None:
+            log.info("emulator_session_refused", token_fingerprint=fingerprint(credential), reason=problem)
+            await socket.close(code=POLICY, reason=problem)
+            return
+        assert token is not None
+        if handle is None and token.uses:
+            token.uses_remaining -= 1
+        token.sessions += 1
+        setup = _apply_lock(token, client_setup)
+    elif credential == state.api_key and method == "BidiGenerateContent":
+        setup = copy.deepcopy(client_setup)
+    else:
+        await socket.close(code=POLICY, reason="Unauthenticated: API key or ephemeral token required")
+        return
+    session_id = "session-" + secrets.token_hex(6)
+    state.sessions.append({
+        "id": session_id,
+        "token": token.name if token else None,
+        "resumed": handle is not None,
+        "client_setup": copy.deepcopy(client_setup),
+        "effective_setup": copy.deepcopy(setup),
+        "started": datetime.now(UTC).isoformat(),
+    })
+    log.info("emulator_session_started", session=session_id, resumed=handle is not None,
+             token_fingerprint=fingerprint(token.name) if token else None)
+    session = LiveSession(socket, state, token, setup)
+    await session.run()
+

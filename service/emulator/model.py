@@ -1,0 +1,118 @@
+"""A deterministic stand-in for the model: the same input always gets the same answer.
+
+Rules (documented for tests and frontend teams):
+- A text turn is answered "You said: <text>". An audio turn is transcribed as "(N.N seconds of audio)" and
+  answered "I heard N.N seconds of audio."
+- If the session declares functions and the turn mentions one by name (for audio: always the first declared
+  function), the model first calls it (`toolCall`), waits for the `tool_response`, then answers
+  "<name> returned <response JSON>."
+- AUDIO replies are 24 kHz PCM16 mono: a soft tone whose pitch depends on the voice, lasting 60 ms per
+  character of the reply text (between 0.5 s and 4 s).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from array import array
+from typing import Any
+
+OUTPUT_RATE = 24_000
+INPUT_RATE = 16_000
+SILENCE_RMS = 500.0  # PCM16 RMS under this is silence
+
+
+def rms(pcm: bytes) -> float:
+    """Root mean square of little-endian PCM16 samples."""
+    samples = array("h")
+    samples.frombytes(pcm[: len(pcm) // 2 * 2])
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(s * s for s in samples) / len(samples))
+
+
+def reply_text(turn_text: str | None, audio_seconds: float) -> str:
+    """The model's answer to a turn without tools."""
+    if turn_text is not None:
+        return f"You said: {turn_text.strip()}"
+    return f"I heard {audio_seconds:.1f} seconds of audio."
+
+
+def input_transcript(audio_seconds: float) -> str:
+    """What the emulator 'hears' in an audio turn."""
+    return f"({audio_seconds:.1f} seconds of audio)"
+
+
+def declared_functions(setup: dict[str, Any]) -> list[str]:
+    """Names of the functions declared in a (camelCase or snake_case) setup."""
+    names: list[str] = []
+    for tool in setup.get("tools") or []:
+        if isinstance(tool, dict):
+            for decl in tool.get("functionDeclarations") or tool.get("function_declarations") or []:
+                if isinstance(decl, dict) and isinstance(decl.get("name"), str):
+                    names.append(decl["name"])
+    return names
+
+
+def pick_function(setup: dict[str, Any], turn_text: str | None) -> str | None:
+    """Which declared function this turn calls, if any."""
+    names = declared_functions(setup)
+    if not names:
+        return None
+    if turn_text is None:
+        return names[0]
+    lowered = turn_text.lower()
+    for name in names:
+        if name.lower() in lowered or name.replace("_", " ").lower() in lowered:
+            return name
+    return None
+
+
+def function_args(name: str, turn_text: str | None) -> dict[str, Any]:
+    """Deterministic arguments for a call: text after the function's name, if any."""
+    if turn_text and name in turn_text:
+        rest = turn_text.split(name, 1)[1].strip(" :")
+        if rest:
+            return {"input": rest} if name != "calculate" else {"expression": rest}
+    return {}
+
+
+def voice_of(setup: dict[str, Any]) -> str:
+    """The prebuilt voice in the setup (inner keys arrive snake_case or camelCase), default Puck."""
+    gen = setup.get("generationConfig") or setup.get("generation_config") or {}
+    speech = gen.get("speechConfig") or gen.get("speech_config") or {}
+    voice = speech.get("voiceConfig") or speech.get("voice_config") or {}
+    prebuilt = voice.get("prebuiltVoiceConfig") or voice.get("prebuilt_voice_config") or {}
+    name = prebuilt.get("voiceName") or prebuilt.get("voice_name")
+    return name if isinstance(name, str) else "Puck"
+
+
+def modality(setup: dict[str, Any]) -> str:
+    """AUDIO or TEXT (Google's default is AUDIO)."""
+    gen = setup.get("generationConfig") or setup.get("generation_config") or {}
+    mods = gen.get("responseModalities") or gen.get("response_modalities") or ["AUDIO"]
+    return "TEXT" if mods == ["TEXT"] else "AUDIO"
+
+
+def synthesize(text: str, voice: str) -> bytes:
+    """24 kHz PCM16 'speech' for `text`: a tone with a gentle envelope, pitched by voice."""
+    seconds = min(4.0, max(0.5, 0.06 * len(text)))
+    n = int(seconds * OUTPUT_RATE)
+    freq = 180.0 + (zlib.crc32(voice.encode()) % 200)
+    out = bytearray()
+    for i in range(n):
+        envelope = min(1.0, i / 1200, (n - i) / 1200)
+        out += struct.pack("<h", int(8000 * envelope * math.sin(2 * math.pi * freq * i / OUTPUT_RATE)))
+    return bytes(out)
+
+
+def usage(prompt_tokens: int, response_tokens: int, response_modality: str, prompt_modality: str) -> dict[str, Any]:
+    """usageMetadata in the shape Google sends."""
+    return {
+        "promptTokenCount": prompt_tokens,
+        "responseTokenCount": response_tokens,
+        "totalTokenCount": prompt_tokens + response_tokens,
+        "promptTokensDetails": [{"modality": prompt_modality, "tokenCount": prompt_tokens}],
+        "responseTokensDetails": [{"modality": response_modality, "tokenCount": response_tokens}],
+    }

@@ -1,0 +1,107 @@
+"""What the emulator remembers: minted tokens with their remaining uses, recent requests, sessions, faults."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def fingerprint(secret: str) -> str:
+    """Short non-reversible name for a token or key (what the emulator logs)."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+@dataclass
+class TokenRecord:
+    """One minted ephemeral token, as Google would hold it."""
+
+    name: str
+    uses: int  # 0 = unlimited
+    uses_remaining: int
+    expire_time: datetime
+    new_session_expire_time: datetime
+    setup: dict[str, Any] | None  # bidiGenerateContentSetup as received (None: unconstrained)
+    field_mask: list[str] | None  # None: the whole setup is locked
+    handles: set[str] = field(default_factory=set)
+    sessions: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """Introspection view."""
+        return {
+            "name": self.name,
+            "uses": self.uses,
+            "uses_remaining": self.uses_remaining,
+            "expire_time": self.expire_time.isoformat(),
+            "new_session_expire_time": self.new_session_expire_time.isoformat(),
+            "locked_setup": copy.deepcopy(self.setup),
+            "field_mask": self.field_mask,
+            "sessions": self.sessions,
+            "resumption_handles": len(self.handles),
+        }
+
+
+@dataclass
+class Faults:
+    """Fault injection for the auth_tokens endpoint."""
+
+    latency_ms: float = 0.0
+    error_rates: dict[int, float] = field(default_factory=dict)
+    drop_rate: float = 0.0
+    fail_next: deque[int | str] = field(default_factory=deque)
+
+    def public(self) -> dict[str, Any]:
+        """Introspection view."""
+        return {
+            "latency_ms": self.latency_ms,
+            "error_rates": {str(k): v for k, v in self.error_rates.items()},
+            "drop_rate": self.drop_rate,
+            "fail_next": list(self.fail_next),
+        }
+
+
+class EmulatorState:
+    """All mutable emulator state (one event loop: no locking needed)."""
+
+    def __init__(self, api_key: str, *, speed: float = 1.0, max_connection_seconds: float = 600.0,
+                 goaway_lead_seconds: float = 10.0) -> None:
+        self.api_key = api_key
+        self.speed = speed
+        self.max_connection_seconds = max_connection_seconds
+        self.goaway_lead_seconds = goaway_lead_seconds
+        self.tokens: dict[str, TokenRecord] = {}
+        self.handles: dict[str, str] = {}  # resumption handle -> token name
+        self.requests: deque[dict[str, Any]] = deque(maxlen=500)
+        self.sessions: deque[dict[str, Any]] = deque(maxlen=500)
+        self.faults = Faults()
+        self.mint_count = 0
+        self.started = time.time()
+
+    def new_token(self, **kwargs: Any) -> TokenRecord:
+        """Mint and remember a token."""
+        name = "auth_tokens/" + secrets.token_urlsafe(32)
+        record = TokenRecord(name=name, **kwargs)
+        self.tokens[name] = record
+        self.mint_count += 1
+        return record
+
+    def new_handle(self, token: TokenRecord) -> str:
+        """A resumption handle bound to `token`."""
+        handle = "resume-" + secrets.token_urlsafe(18)
+        token.handles.add(handle)
+        self.handles[handle] = token.name
+        return handle
+
+    def reset(self) -> None:
+        """Forget tokens, requests, sessions and faults."""
+        self.tokens.clear()
+        self.handles.clear()
+        self.requests.clear()
+        self.sessions.clear()
+        self.faults = Faults()
+        self.mint_count = 0
