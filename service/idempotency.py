@@ -20,17 +20,13 @@ from service.errors import IdempotencyInProgress, IdempotencyKeyReused
 
 
 class StoredAnswer(msgspec.Struct, frozen=True):
-    """A finished response, kept for replay."""
+    """A finished response kept for replay, or (pending=True) the claim of a request still running."""
 
     request_hash: str
-    status: int
-    body: bytes
-    profile: str
-
-
-class _Pending(msgspec.Struct, frozen=True):
-    request_hash: str
-    pending: bool = True
+    status: int = 0
+    body: bytes = b""
+    profile: str = ""
+    pending: bool = False
 
 
 class IdempotencyStoreUnavailableError(Exception):
@@ -52,10 +48,10 @@ def store_key(prefix: str, caller_key: str, idempotency_key: str) -> str:
 
 
 def _resolve(raw: bytes, request_hash: str) -> Claim:
-    decoded = msgspec.json.decode(raw, type=StoredAnswer | _Pending)  # type: ignore[arg-type]  # msgspec accepts a union of structs
+    decoded = msgspec.json.decode(raw, type=StoredAnswer)
     if decoded.request_hash != request_hash:
         raise IdempotencyKeyReused
-    if isinstance(decoded, _Pending):
+    if decoded.pending:
         raise IdempotencyInProgress(retry_after=1.0)
     return Claim("replay", decoded)
 
@@ -102,7 +98,7 @@ class MemoryIdempotencyStore:
         raw = self._get(key)
         if raw is not None:
             return _resolve(raw, request_hash)
-        self._put(key, msgspec.json.encode(_Pending(request_hash)), pending_ttl)
+        self._put(key, msgspec.json.encode(StoredAnswer(request_hash, pending=True)), pending_ttl)
         return Claim("claimed")
 
     async def complete(self, key: str, answer: StoredAnswer, ttl: float) -> None:
@@ -130,7 +126,7 @@ class RedisIdempotencyStore:
 
     async def begin(self, key: str, request_hash: str, pending_ttl: float) -> Claim:
         """See IdempotencyStore.begin; one round trip."""
-        marker = msgspec.json.encode(_Pending(request_hash))
+        marker = msgspec.json.encode(StoredAnswer(request_hash, pending=True))
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._begin(keys=[key], args=[marker, max(1, int(pending_ttl * 1000))])

@@ -64,7 +64,8 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
     structlog.configure(
         processors=[*shared, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Looked up per logger, not bound once: tests and servers may swap sys.stderr.
+        logger_factory=lambda *_args: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through stdlib; keep them quiet and on stderr.

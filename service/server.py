@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 
 from service.app import create_app
@@ -23,5 +25,8 @@ def run_server(settings: Settings, host: str, port: int) -> int:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it shut down on; a no-op handler lets the caller's clean-up
+    # (closing the dev emulator child, say) run and the process exit 0 after a graceful stop.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
     return 0 if server.started else 1

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.support.emulator import EmulatorProcess
 from tests.support.redis_proc import RedisProcess
 
 
@@ -28,3 +29,20 @@ def redis_url(redis_server: RedisProcess) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """One real emulator process for the session (reply audio unpaced so tests stay fast)."""
+    proc = EmulatorProcess(tmp_path_factory.mktemp("emulator"), "--speed", "0")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _emulator_faults_cleared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No test inherits another's injected faults."""
+    yield
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").clear_faults()

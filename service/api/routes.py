@@ -11,7 +11,7 @@ import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 
 from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation, TokenOperation
 from service.api.schemas import Health, ProfileList, Readiness, TokenRequest, TokenResponse
@@ -54,7 +54,7 @@ def decode_token_request(raw: bytes) -> TokenRequest:
         return msgspec.json.decode(raw, type=TokenRequest)
     except msgspec.ValidationError as exc:
         raise MalformedRequest(f"Invalid request body: {exc}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise MalformedRequest("The request body is not valid JSON.") from None
 
 
@@ -80,8 +80,8 @@ class TokenController(Controller):
         request: Request[Any, Any, State],
         idempotency_key: Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
+            HeaderParameter(
+                name="Idempotency-Key",
                 required=False,
                 max_length=255,
                 description="Retry-safe key: the same caller and key get the same token back, minted once.",

@@ -1,0 +1,202 @@
+"""POST /v1/tokens end to end: real Redis, the real SDK minting against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.service import auth, build_settings, make_jwt, running_app, service_env, write_config
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, emulator: Any, redis_url: str) -> Any:
+    return build_settings(write_config(tmp_path), service_env(emulator, redis_url))
+
+
+async def test_issues_a_locked_single_use_token(settings: Any, emulator: Any) -> None:
+    """A caller gets 201 with the token, its expiry and connect details; nothing is cacheable."""
+    async with running_app(settings) as client:
+        before = datetime.now(UTC)
+        resp = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())
+    assert resp.status_code == 201, resp.text
+    assert resp.headers["cache-control"] == "no-store"
+    body = resp.json()
+    assert body["token"].startswith("auth_tokens/")
+    assert body["uses"] == 1
+    assert body["profile"] == "voice"
+    assert body["api_version"] == "v1alpha"
+    assert body["model"] == "gemini-2.5-flash-native-audio-preview-12-2025"
+    assert body["voice"] == "Kore"
+    expire = datetime.fromisoformat(body["expire_time"])
+    new_session = datetime.fromisoformat(body["new_session_expire_time"])
+    assert timedelta(minutes=14) < expire - before < timedelta(minutes=16)
+    assert timedelta(seconds=55) < new_session - before < timedelta(seconds=65)
+    connect = body["connect"]
+    assert connect["base_url"] == emulator.base_url.rstrip("/")
+    assert connect["websocket_url"].endswith(
+        "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
+    )
+    assert connect["config"]["response_modalities"] == ["AUDIO"]
+    assert "RateLimit" in resp.headers
+    assert "RateLimit-Policy" in resp.headers
+    # The emulator knows the token and holds exactly one use for it.
+    minted = emulator.token(body["token"])
+    assert minted["uses_remaining"] == 1
+
+
+async def test_google_receives_the_whole_locked_setup(settings: Any, emulator: Any) -> None:
+    """The body that reaches Google has uses, aware expiry times, the profile's setup, and no fieldMask."""
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", json={"profile": "voice", "voice": "Puck"}, headers=auth())
+    assert resp.status_code == 201, resp.text
+    received = emulator.last_request()
+    body = received["body"]
+    assert received["path"] == "/v1alpha/auth_tokens"
+    assert "fieldMask" not in body
+    assert body["uses"] == 1
+    for key in ("expireTime", "newSessionExpireTime"):
+        assert datetime.fromisoformat(body[key]).tzinfo is not None, body[key]
+    setup = body["bidiGenerateContentSetup"]
+    assert setup["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    gen = setup["generationConfig"]
+    assert gen["responseModalities"] == ["AUDIO"]
+    assert gen["temperature"] == 0.7
+    voice = gen["speechConfig"]["voice_config"]["prebuilt_voice_config"]["voice_name"]
+    assert voice == "Puck"
+    assert setup["systemInstruction"]["parts"][0]["text"] == "You are a helpful voice assistant."
+    assert "inputAudioTranscription" in setup
+    assert "outputAudioTranscription" in setup
+    assert "x-goog-api-key" not in str(received.get("headers", {})).lower() or "redacted" in str(received).lower()
+
+
+async def test_tools_profile_sends_function_declarations(settings: Any, emulator: Any) -> None:
+    """A profile's tools reach Google as function declarations in the locked setup."""
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", json={"profile": "tools"}, headers=auth(scopes="live:tools"))
+    assert resp.status_code == 201, resp.text
+    setup = emulator.last_request()["body"]["bidiGenerateContentSetup"]
+    decl = setup["tools"][0]["functionDeclarations"][0]
+    assert decl["name"] == "get_weather"
+    assert decl["parameters"]["required"] == ["city"]
+
+
+async def test_text_profile_uses_from_profile(settings: Any, emulator: Any) -> None:
+    """`uses` comes from the profile (2 here) and TEXT profiles carry no voice."""
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", json={"profile": "text"}, headers=auth())
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["uses"] == 2
+    assert resp.json()["voice"] is None
+    body = emulator.last_request()["body"]
+    assert body["uses"] == 2
+    assert body["bidiGenerateContentSetup"]["generationConfig"]["responseModalities"] == ["TEXT"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "headers", "status", "slug"),
+    [
+        pytest.param({"profile": "nope"}, {}, 404, "profile-not-found", id="unknown-profile"),
+        pytest.param({"profile": "tools"}, {}, 403, "profile-forbidden", id="missing-scope"),
+        pytest.param({"profile": "voice", "voice": "Charon"}, {}, 403, "override-not-allowed", id="voice-not-allowed"),
+        pytest.param({"profile": "text", "voice": "Puck"}, {}, 403, "override-not-allowed", id="voice-on-text"),
+    ],
+)
+async def test_authorization_refusals(
+    settings: Any, emulator: Any, payload: dict[str, Any], headers: dict[str, str], status: int, slug: str
+) -> None:
+    """Unknown profiles are 404, disallowed ones and overrides 403, and no token is minted for them."""
+    before = emulator.mint_count()
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", json=payload, headers={**auth(), **headers})
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["type"].endswith("/" + slug)
+    assert emulator.mint_count() == before
+
+
+async def test_profiles_lists_only_what_the_caller_may_use(settings: Any) -> None:
+    """GET /v1/profiles hides profiles whose `require` rule the caller does not meet."""
+    async with running_app(settings) as client:
+        plain = await client.get("/v1/profiles", headers=auth())
+        scoped = await client.get("/v1/profiles", headers=auth(scopes="live:tools other"))
+        anonymous = await client.get("/v1/profiles")
+    assert [p["name"] for p in plain.json()["profiles"]] == ["text", "voice"]
+    assert [p["name"] for p in scoped.json()["profiles"]] == ["text", "tools", "voice"]
+    assert scoped.json()["profiles"][1]["tools"] == ["get_weather"]
+    assert anonymous.status_code == 401
+
+
+async def test_idempotent_retry_returns_the_same_token_minted_once(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """Same Idempotency-Key by the same caller: same token, one mint, no rate limit spent."""
+    settings = build_settings(
+        write_config(tmp_path, 'subject = [{ rate = 2, period = "1h", burst = 2 }]'), service_env(emulator, redis_url)
+    )
+    token = make_jwt(sub="idem-user")
+    async with running_app(settings) as client:
+        before = emulator.mint_count()
+        headers = {**auth(token), "Idempotency-Key": "retry-1"}
+        first = await client.post("/v1/tokens", json={"profile": "voice"}, headers=headers)
+        again = [await client.post("/v1/tokens", json={"profile": "voice"}, headers=headers) for _ in range(3)]
+        assert emulator.mint_count() == before + 1
+        for resp in again:
+            assert resp.status_code == 201
+            assert resp.json()["token"] == first.json()["token"]
+            assert resp.headers["idempotent-replayed"] == "true"
+        # The replays spent nothing: one more fresh request still fits in the burst of 2.
+        fresh = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))
+        assert fresh.status_code == 201
+        assert fresh.json()["token"] != first.json()["token"]
+        # Another caller with the same key gets their own token, not alice's.
+        other = await client.post(
+            "/v1/tokens", json={"profile": "voice"}, headers={**auth(sub="mallory"), "Idempotency-Key": "retry-1"}
+        )
+        assert other.status_code == 201
+        assert other.json()["token"] != first.json()["token"]
+        # Same key, different body: refused rather than silently replayed.
+        mismatch = await client.post("/v1/tokens", json={"profile": "text"}, headers=headers)
+        assert mismatch.status_code == 422
+        assert mismatch.json()["type"].endswith("/idempotency-key-reused")
+
+
+async def test_rate_limit_429_with_headers(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """Past the burst the caller gets 429 with Retry-After and RateLimit headers, and no mint happens."""
+    settings = build_settings(
+        write_config(tmp_path, 'subject = [{ rate = 3, period = "1h", burst = 3 }]'), service_env(emulator, redis_url)
+    )
+    token = make_jwt(sub="busy")
+    async with running_app(settings) as client:
+        statuses = [
+            (await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))).status_code
+            for _ in range(3)
+        ]
+        before = emulator.mint_count()
+        denied = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))
+    assert statuses == [201, 201, 201]
+    assert denied.status_code == 429
+    assert emulator.mint_count() == before
+    assert int(denied.headers["retry-after"]) >= 1
+    assert "q=3" in denied.headers["ratelimit-policy"]
+    assert "r=0" in denied.headers["ratelimit"]
+    assert denied.json()["type"].endswith("/rate-limited")
+
+
+async def test_two_instances_sharing_redis_admit_exactly_the_limit(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """200 simultaneous requests for one subject through two app instances, limit 10: exactly 10 tokens."""
+    settings = build_settings(
+        write_config(tmp_path, 'subject = [{ rate = 10, period = "1h", burst = 10 }]'), service_env(emulator, redis_url)
+    )
+    token = make_jwt(sub="hammer")
+    async with running_app(settings) as a, running_app(settings) as b:
+        calls = [
+            (a if i % 2 else b).post("/v1/tokens", json={"profile": "text"}, headers=auth(token)) for i in range(200)
+        ]
+        results = await asyncio.gather(*calls)
+    statuses = [r.status_code for r in results]
+    assert statuses.count(201) == 10
+    assert statuses.count(429) == 190

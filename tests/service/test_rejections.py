@@ -1,0 +1,104 @@
+"""Every bad input gets its own 4xx problem, cheaply, and never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.service import auth, build_settings, running_app, service_env, write_config
+
+
+@pytest.fixture
+def settings(tmp_path: Path, emulator: Any, redis_url: str) -> Any:
+    return build_settings(write_config(tmp_path), service_env(emulator, redis_url))
+
+
+BAD_BODIES = [
+    pytest.param(b'{"profile": "voice"', "application/json", 400, "malformed-request", id="truncated-json"),
+    pytest.param(b"not json at all", "application/json", 400, "malformed-request", id="garbage"),
+    pytest.param(b"", "application/json", 400, "malformed-request", id="empty-body"),
+    pytest.param(b"[]", "application/json", 400, "malformed-request", id="array-not-object"),
+    pytest.param(b'{"profile": 5}', "application/json", 400, "malformed-request", id="wrong-type"),
+    pytest.param(b'{"profile": "voice", "uses": 100}', "application/json", 400, "malformed-request", id="unknown-field"),
+    pytest.param(b'{"voice": "Puck"}', "application/json", 400, "malformed-request", id="missing-profile"),
+    pytest.param(b'{"profile": "../../etc"}', "application/json", 400, "malformed-request", id="bad-profile-chars"),
+    pytest.param(b'{"profile": "voice"}', "text/plain", 415, "unsupported-media-type", id="text-plain"),
+    pytest.param(b"profile=voice", "application/x-www-form-urlencoded", 415, "unsupported-media-type", id="form"),
+    pytest.param(b'{"profile": "voice"}', "", 415, "unsupported-media-type", id="no-content-type"),
+    pytest.param(b'{"profile": "' + b"a" * 20000 + b'"}', "application/json", 413, "payload-too-large", id="huge"),
+    pytest.param(b'{"profile": "\xff\xfe"}', "application/json", 400, "malformed-request", id="invalid-utf8"),
+]
+
+
+@pytest.mark.parametrize(("body", "ctype", "status", "slug"), BAD_BODIES)
+async def test_bad_bodies_get_their_problem(
+    settings: Any, emulator: Any, body: bytes, ctype: str, status: int, slug: str
+) -> None:
+    """Malformed JSON, wrong types, unknown fields, wrong media type and huge bodies: 4xx problem+json, no mint."""
+    before = emulator.mint_count()
+    headers = {**auth()}
+    if ctype:
+        headers["Content-Type"] = ctype
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", content=body, headers=headers)
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    problem = resp.json()
+    assert problem["type"].endswith("/" + slug)
+    assert problem["status"] == status
+    assert {"type", "title", "status", "detail"} <= set(problem)
+    assert emulator.mint_count() == before
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("Bearer", id="empty-bearer"),
+        pytest.param("Basic YWxpY2U6c2VjcmV0", id="basic"),
+        pytest.param("Bearer not.a.jwt", id="garbage-jwt"),
+        pytest.param("Bearer " + "a" * 20000, id="oversized"),
+    ],
+)
+async def test_unauthenticated_requests_get_one_generic_401(settings: Any, header: str | None) -> None:
+    """Every authentication failure is the same 401 with WWW-Authenticate, saying nothing about why."""
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["Authorization"] = header
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", json={"profile": "voice"}, headers=headers)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert 'error="invalid_token"' in resp.headers["www-authenticate"]
+    assert resp.json()["detail"] == "The bearer token is missing or invalid."
+
+
+async def test_unauthenticated_is_refused_before_the_body_is_judged(settings: Any) -> None:
+    """Without a valid JWT a caller learns nothing about the body: 401 comes first."""
+    async with running_app(settings) as client:
+        resp = await client.post("/v1/tokens", content=b"garbage", headers={"Content-Type": "application/json"})
+    assert resp.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v1/tokens", 405), ("GET", "/v1/nothing", 404), ("DELETE", "/v1/profiles", 405), ("GET", "/", 404)],
+)
+async def test_unknown_routes_and_methods_are_problems(settings: Any, method: str, path: str, status: int) -> None:
+    """Routing refusals are problem+json too."""
+    async with running_app(settings) as client:
+        resp = await client.request(method, path, headers=auth())
+    assert resp.status_code == status
+    assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_bad_idempotency_key_is_refused(settings: Any) -> None:
+    """An Idempotency-Key with control characters or over 255 characters is a 400."""
+    async with running_app(settings) as client:
+        resp = await client.post(
+            "/v1/tokens", json={"profile": "voice"}, headers={**auth(), "Idempotency-Key": "x" * 300}
+        )
+    assert resp.status_code == 400
+    assert resp.headers["content-type"].startswith("application/problem+json")
