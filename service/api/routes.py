@@ -11,6 +11,7 @@ import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
 
 from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation, TokenOperation
@@ -133,7 +134,11 @@ class OpsController(Controller):
         """The process answers."""
         return Health(status="ok")
 
-    @get("/readyz", summary="Readiness (config, Redis or fail mode, upstream circuit)")
+    @get(
+        "/readyz",
+        summary="Readiness (config, Redis or fail mode, upstream circuit)",
+        responses={503: ResponseSpec(data_container=Readiness, description="Not ready: the body says why.")},
+    )
     async def readyz(self, request: Request[Any, Any, State]) -> Response[Readiness]:
         """Whether this instance should receive traffic now."""
         rt: Runtime = request.app.state.runtime
