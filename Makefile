@@ -21,7 +21,8 @@ redis-server: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/livetoken serve
 
-test: $(STAMP) redis-server
+# The whole suite: style and types first (cheap), then every test.
+test: $(STAMP) redis-server lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -31,7 +32,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-check: lint typecheck test
+check: test
 
 bench: $(STAMP) redis-server
 	$(PY) -m bench

@@ -55,8 +55,13 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _connection(
-    host: str, port: int, make_request: Callable[[int], bytes], counter: list[int], total: int,
-    result: LoadResult, deadline: float,
+    host: str,
+    port: int,
+    make_request: Callable[[int], bytes],
+    counter: list[int],
+    total: int,
+    result: LoadResult,
+    deadline: float,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -79,7 +84,12 @@ async def _connection(
 
 
 async def run_load(
-    host: str, port: int, make_request: Callable[[int], bytes], *, total: int, concurrency: int,
+    host: str,
+    port: int,
+    make_request: Callable[[int], bytes],
+    *,
+    total: int,
+    concurrency: int,
     max_seconds: float = 120.0,
 ) -> LoadResult:
     """Send `total` requests over `concurrency` keep-alive connections (closed loop)."""

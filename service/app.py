@@ -85,10 +85,13 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
         cors_config=CORSConfig(
-            allow_origins=cors, allow_methods=["GET", "POST"],
+            allow_origins=cors,
+            allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
-        ) if cors else None,
+        )
+        if cors
+        else None,
         request_max_body_size=settings.file.server.max_body_bytes,
         state=State({"metrics": metrics, "settings": settings}),
         debug=False,

@@ -24,8 +24,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             settings = load_settings(config)
         else:
             directory = devmode.state_dir()
-            print("livetoken: no configuration given: starting in dev mode (emulator upstream, "
-                  "in-memory rate limiter, dev issuer)", file=sys.stderr)
+            print(
+                "livetoken: no configuration given: starting in dev mode (emulator upstream, "
+                "in-memory rate limiter, dev issuer)",
+                file=sys.stderr,
+            )
             print("livetoken: starting the Live API emulator ...", file=sys.stderr)
             child, info = devmode.start_emulator_child(directory)
             settings = devmode.dev_settings(directory, info)
@@ -50,10 +53,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _print_dev_banner(host: str, port: int, settings: Settings) -> None:
     exe = shutil.which("livetoken") or sys.argv[0]
-    try:
-        exe = os.path.relpath(exe) if Path(exe).resolve().is_relative_to(Path.cwd()) else exe
-    except ValueError:  # pragma: no cover - different drive on Windows
-        pass
+    if Path(exe).resolve().is_relative_to(Path.cwd()):
+        exe = os.path.relpath(exe)
     state = os.environ.get("LIVETOKEN_STATE_DIR")
     prefix = f"LIVETOKEN_STATE_DIR={shlex.quote(state)} " if state else ""
     jwt_cmd = f"$({prefix}{exe} dev-jwt --sub alice)"
@@ -63,7 +64,7 @@ def _print_dev_banner(host: str, port: int, settings: Settings) -> None:
         "\n"
         f"livetoken dev mode is serving on {service}  (upstream: emulator at {settings.env.gemini_base_url})\n"
         "Issue a token:\n"
-        f"  curl -sS -X POST {service}/v1/tokens -H \"Authorization: Bearer {jwt_cmd}\" "
+        f'  curl -sS -X POST {service}/v1/tokens -H "Authorization: Bearer {jwt_cmd}" '
         "-H 'Content-Type: application/json' -d '{\"profile\": \"voice\"}'\n"
         "Talk to the emulator with it (text chat):\n"
         f"  {prefix}{exe} client --service {service} --jwt \"{jwt_cmd}\" --profile text --text 'Hello there'\n"

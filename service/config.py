@@ -25,9 +25,38 @@ MIN_HS_SECRET_BYTES = 32
 
 # Voices documented for the Live API (shared/LIVE_API_PROTOCOL.md); a profile may only name these.
 KNOWN_VOICES = frozenset(
-    "Zephyr Puck Charon Kore Fenrir Leda Orus Aoede Callirrhoe Autonoe Enceladus Iapetus Umbriel Algieba "
-    "Despina Erinome Algenib Rasalgethi Laomedeia Achernar Alnilam Schedar Gacrux Pulcherrima Achird "
-    "Zubenelgenubi Vindemiatrix Sadachbia Sadaltager Sulafat".split()
+    [
+        "Zephyr",
+        "Puck",
+        "Charon",
+        "Kore",
+        "Fenrir",
+        "Leda",
+        "Orus",
+        "Aoede",
+        "Callirrhoe",
+        "Autonoe",
+        "Enceladus",
+        "Iapetus",
+        "Umbriel",
+        "Algieba",
+        "Despina",
+        "Erinome",
+        "Algenib",
+        "Rasalgethi",
+        "Laomedeia",
+        "Achernar",
+        "Alnilam",
+        "Schedar",
+        "Gacrux",
+        "Pulcherrima",
+        "Achird",
+        "Zubenelgenubi",
+        "Vindemiatrix",
+        "Sadachbia",
+        "Sadaltager",
+        "Sulafat",
+    ]
 )
 
 
@@ -45,13 +74,13 @@ class Duration(float):
     def parse(cls, value: object) -> Duration:
         """Turn a TOML value into seconds or raise ValueError."""
         if isinstance(value, bool):
-            raise ValueError("expected a duration such as 60, \"60s\" or \"15m\"")
+            raise ValueError('expected a duration such as 60, "60s" or "15m"')
         if isinstance(value, int | float):
             seconds = float(value)
         elif isinstance(value, str) and (m := cls._PATTERN.match(value)):
             seconds = float(m.group(1)) * cls._UNITS[m.group(2)]
         else:
-            raise ValueError("expected a duration such as 60, \"60s\" or \"15m\"")
+            raise ValueError('expected a duration such as 60, "60s" or "15m"')
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError("a duration must be a finite, non-negative number of seconds")
         return cls(seconds)
@@ -67,7 +96,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     """Base for every config table: an unknown key is an error, not silently ignored."""
 
 
-class LimitRule(_Strict):
+class LimitRule(_Strict, frozen=True):
     """One GCRA rule: `rate` requests per `period`, with bursts of up to `burst` at once."""
 
     rate: int
@@ -80,12 +109,10 @@ class LimitRule(_Strict):
         return self.burst if self.burst is not None else self.rate
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(_Strict, frozen=True):
     """`[limits]`: layered rate limits and what to do when Redis is unavailable."""
 
-    subject: list[LimitRule] = msgspec.field(
-        default_factory=lambda: [LimitRule(rate=10, period=Duration(60), burst=5)]
-    )
+    subject: list[LimitRule] = msgspec.field(default_factory=lambda: [LimitRule(rate=10, period=Duration(60), burst=5)])
     tenant: list[LimitRule] = msgspec.field(default_factory=list)
     global_: list[LimitRule] = msgspec.field(default_factory=list, name="global")
     fail_mode: Literal["closed", "open"] = "closed"
@@ -93,7 +120,7 @@ class LimitsConfig(_Strict):
     key_prefix: str = "livetoken"
 
 
-class IssuerConfig(_Strict):
+class IssuerConfig(_Strict, frozen=True):
     """`[[issuers]]`: one trusted JWT issuer."""
 
     issuer: str
@@ -113,7 +140,7 @@ class IssuerConfig(_Strict):
     jwks_max_stale: Duration = Duration(86400)
 
 
-class FunctionDeclaration(_Strict):
+class FunctionDeclaration(_Strict, frozen=True):
     """A tool the model may call; `parameters` is an OpenAPI-style schema as Google accepts it."""
 
     name: str
@@ -121,14 +148,14 @@ class FunctionDeclaration(_Strict):
     parameters: dict[str, Any] | None = None
 
 
-class RequireRule(_Strict):
+class RequireRule(_Strict, frozen=True):
     """Claims a caller must hold to use a profile."""
 
     scopes: list[str] = msgspec.field(default_factory=list)
     claims: dict[str, str | list[str]] = msgspec.field(default_factory=dict)
 
 
-class ProfileConfig(_Strict):
+class ProfileConfig(_Strict, frozen=True):
     """`[profiles.NAME]`: one locked Live session shape that callers may request tokens for."""
 
     model: str
@@ -162,7 +189,7 @@ class ProfileConfig(_Strict):
         return 900.0 if self.modality == "AUDIO" else 1800.0
 
 
-class ServerConfig(_Strict):
+class ServerConfig(_Strict, frozen=True):
     """`[server]`: the HTTP listener and request-level bounds."""
 
     host: str = "127.0.0.1"
@@ -174,7 +201,7 @@ class ServerConfig(_Strict):
     cors_allow_origins: list[str] = msgspec.field(default_factory=list)
 
 
-class UpstreamConfig(_Strict):
+class UpstreamConfig(_Strict, frozen=True):
     """`[upstream]`: how hard to try Google before giving up."""
 
     attempt_timeout: Duration = Duration(5)
@@ -185,7 +212,7 @@ class UpstreamConfig(_Strict):
     circuit_reset_after: Duration = Duration(10)
 
 
-class FileConfig(_Strict):
+class FileConfig(_Strict, frozen=True):
     """The whole TOML document."""
 
     issuers: list[IssuerConfig]
@@ -268,7 +295,7 @@ def _convert(data: Any, typ: type[Any], prefix: str) -> Any:
             if m := re.match(pattern, text):
                 key = f"{where}.{m.group(1)}" if where else m.group(1)
                 raise ConfigError(f"{key}: {what}") from None
-        raise ConfigError(f"{where or '(top level)'}: {text.split(' - at `')[0]}") from None
+        raise ConfigError(f"{where or '(top level)'}: {text.split(' - at `', maxsplit=1)[0]}") from None
 
 
 def parse_file_config(data: Mapping[str, Any]) -> FileConfig:
@@ -309,11 +336,7 @@ def _validate_issuer(i: int, iss: IssuerConfig) -> None:
         if alg not in HS_ALGORITHMS | ASYMMETRIC_ALGORITHMS:
             raise ConfigError(f"{key}.algorithms: {alg!r} is not an allowed algorithm")
     algs = set(iss.algorithms)
-    sources = [
-        name
-        for name in ("jwks_url", "public_key_file", "hs256_secret_env")
-        if getattr(iss, name) is not None
-    ]
+    sources = [name for name in ("jwks_url", "public_key_file", "hs256_secret_env") if getattr(iss, name) is not None]
     if len(sources) != 1:
         raise ConfigError(
             f"{key}: set exactly one key source of jwks_url, public_key_file, hs256_secret_env"
@@ -322,9 +345,7 @@ def _validate_issuer(i: int, iss: IssuerConfig) -> None:
     if iss.hs256_secret_env is not None and not algs <= HS_ALGORITHMS:
         raise ConfigError(f"{key}.algorithms: an hs256_secret_env issuer may only allow HS256/HS384/HS512")
     if iss.hs256_secret_env is None and algs & HS_ALGORITHMS:
-        raise ConfigError(
-            f"{key}.algorithms: HS algorithms need hs256_secret_env; never mix them with public keys"
-        )
+        raise ConfigError(f"{key}.algorithms: HS algorithms need hs256_secret_env; never mix them with public keys")
     if iss.jwks_url is not None and not iss.jwks_url.startswith(("https://", "http://")):
         raise ConfigError(f"{key}.jwks_url: must be an http(s) URL")
     if iss.leeway > 300:

@@ -23,7 +23,7 @@ from service.config import EnvConfig, Secret, Settings, load_env, parse_file_con
 
 DEV_ISSUER = "livetoken-dev"
 DEV_AUDIENCE = "livetoken"
-DEV_SECRET_ENV = "LIVETOKEN_DEV_JWT_SECRET"
+DEV_SECRET_ENV = "LIVETOKEN_DEV_JWT_SECRET"  # noqa: S105 - the name of a variable, not a secret
 
 DEV_CONFIG = f"""
 [[issuers]]

@@ -1,4 +1,4 @@
-"""The error tree. Errors are raised where they happen and mapped to RFC 9457 problem+json in one place (api/problems.py).
+"""The error tree: raised where things happen, mapped to RFC 9457 problem+json in one place (api/problems.py).
 
 Every class has a stable `slug`: the last part of its problem `type` URI and the `reason` label in metrics.
 Messages never carry secrets, tokens or upstream internals.
@@ -59,9 +59,7 @@ class InvalidToken(LivetokenError):
     def __init__(self, detail: str | None = None) -> None:
         # The detail given by the raiser is for debugging logs at most; the client always sees the generic one.
         self.internal_reason = detail or "invalid"
-        super().__init__(
-            None, headers={"WWW-Authenticate": 'Bearer realm="livetoken", error="invalid_token"'}
-        )
+        super().__init__(None, headers={"WWW-Authenticate": 'Bearer realm="livetoken", error="invalid_token"'})
 
 
 class ProfileForbidden(LivetokenError):

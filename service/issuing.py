@@ -72,9 +72,7 @@ class TokenIssuer:
         base = (settings.env.gemini_base_url or GOOGLE_BASE_URL).rstrip("/")
         host = base.split("://", 1)[1]
         self._base_url = base
-        self._ws_url = (
-            f"wss://{host}/ws/google.ai.generativelanguage.{API_VERSION}.GenerativeService.BidiGenerateContentConstrained"
-        )
+        self._ws_url = f"wss://{host}/ws/google.ai.generativelanguage.{API_VERSION}.GenerativeService.BidiGenerateContentConstrained"
         # The locked setups never change: render their public JSON once.
         self._setups = {
             (name, voice): public_setup(minter.constraints(name, voice))

@@ -20,12 +20,17 @@ class Metrics:
         self.build_info = Info("livetoken_build", "Build information.", registry=r)
         self.build_info.info({"version": version})
         self.requests = Counter(
-            "livetoken_http_requests", "HTTP requests by route template, method and status.",
-            ["route", "method", "status"], registry=r,
+            "livetoken_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.request_latency = Histogram(
-            "livetoken_http_request_duration_seconds", "HTTP request latency by route template.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+            "livetoken_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.in_flight = Gauge("livetoken_http_requests_in_flight", "Requests being served now.", registry=r)
         self.tokens_issued = Counter(
@@ -41,20 +46,28 @@ class Metrics:
             "livetoken_rate_limited", "Requests refused by the rate limiter, by layer.", ["layer"], registry=r
         )
         self.upstream_latency = Histogram(
-            "livetoken_upstream_request_duration_seconds", "Latency of one mint attempt against the Live API.",
-            ["outcome"], buckets=LATENCY_BUCKETS, registry=r,
+            "livetoken_upstream_request_duration_seconds",
+            "Latency of one mint attempt against the Live API.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.upstream_errors = Counter(
-            "livetoken_upstream_errors", "Failed mint attempts, by kind (timeout, 4xx, 429, 5xx, connection).",
-            ["kind"], registry=r,
+            "livetoken_upstream_errors",
+            "Failed mint attempts, by kind (timeout, 4xx, 429, 5xx, connection).",
+            ["kind"],
+            registry=r,
         )
         self.upstream_retries = Counter("livetoken_upstream_retries", "Mint attempts that were retries.", registry=r)
         self.circuit_state = Gauge(
             "livetoken_upstream_circuit_open", "1 while the upstream circuit breaker is open.", registry=r
         )
         self.ratelimit_latency = Histogram(
-            "livetoken_ratelimit_check_duration_seconds", "Latency of one rate-limit check, by backend.",
-            ["backend"], buckets=LATENCY_BUCKETS, registry=r,
+            "livetoken_ratelimit_check_duration_seconds",
+            "Latency of one rate-limit check, by backend.",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.redis_errors = Counter(
             "livetoken_redis_errors", "Redis operations that failed or timed out, by operation.", ["op"], registry=r
@@ -71,7 +84,9 @@ class Metrics:
             "livetoken_jwks_refreshes", "JWKS fetches, by outcome (ok, error, cooldown).", ["outcome"], registry=r
         )
         self.jwt_rejections = Counter(
-            "livetoken_jwt_rejections", "JWTs refused, by internal check (never shown to clients).", ["check"],
+            "livetoken_jwt_rejections",
+            "JWTs refused, by internal check (never shown to clients).",
+            ["check"],
             registry=r,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Literal
 
 import httpx
 import redis.asyncio as aioredis
@@ -16,7 +17,7 @@ from service.errors import ServiceShuttingDown
 from service.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from service.issuing import TokenIssuer
 from service.metrics import Metrics
-from service.ratelimit import RateLimiter, build_limiter
+from service.ratelimit import FailoverRateLimiter, RateLimiter, build_limiter
 from service.upstream.minter import TokenMinter
 
 log = structlog.get_logger("livetoken")
@@ -43,11 +44,7 @@ class Runtime:
         """Config is loaded by construction; report the limiter, circuit and JWKS state."""
         limiter_state = await _limiter_state(self.limiter)
         jwks = self.verifier.jwks_status()
-        ready = (
-            not self.draining
-            and limiter_state != "unavailable"
-            and jwks != "unavailable"
-        )
+        ready = not self.draining and limiter_state != "unavailable" and jwks != "unavailable"
         return Readiness(
             status="ready" if ready else "not_ready",
             config="loaded",
@@ -62,10 +59,9 @@ class Runtime:
         await self._stack.aclose()
 
 
-async def _limiter_state(limiter: RateLimiter) -> str:
-    state_fn = getattr(limiter, "state", None)
-    if callable(state_fn):
-        return str(await state_fn())
+async def _limiter_state(limiter: RateLimiter) -> Literal["ok", "fallback", "unavailable"]:
+    if isinstance(limiter, FailoverRateLimiter):
+        return await limiter.state()
     return "ok" if await limiter.ping() else "unavailable"
 
 

@@ -47,33 +47,42 @@ BAD_CONFIGS = [
     pytest.param(BASE + 'colour = "red"\n', "profiles.voice.colour: unknown key", id="unknown-profile-key"),
     pytest.param(
         BASE.replace('hs256_secret_env = "TEST_SECRET"', 'hs256_secret_env = "TEST_SECRET"\nfoo = 1'),
-        "issuers[0].foo: unknown key", id="unknown-issuer-key",
+        "issuers[0].foo: unknown key",
+        id="unknown-issuer-key",
     ),
     pytest.param(
         BASE.replace('voice = "Puck"', 'response_modalities = ["AUDIO", "TEXT"]'),
-        "profiles.voice.response_modalities", id="audio-and-text",
+        "profiles.voice.response_modalities",
+        id="audio-and-text",
     ),
     pytest.param(BASE + 'session_ttl = "21h"\n', "profiles.voice.session_ttl", id="ttl-over-20h"),
     pytest.param(BASE + 'session_ttl = "20h"\n', "profiles.voice.session_ttl", id="ttl-exactly-20h"),
     pytest.param(
         BASE.replace('hs256_secret_env = "TEST_SECRET"', ""),
-        "issuers[0]: set exactly one key source", id="zero-key-sources",
+        "issuers[0]: set exactly one key source",
+        id="zero-key-sources",
     ),
     pytest.param(
-        BASE.replace('hs256_secret_env = "TEST_SECRET"', 'hs256_secret_env = "TEST_SECRET"\njwks_url = "https://idp.test/jwks"'),
-        "issuers[0]: set exactly one key source", id="two-key-sources",
+        BASE.replace(
+            'hs256_secret_env = "TEST_SECRET"', 'hs256_secret_env = "TEST_SECRET"\njwks_url = "https://idp.test/jwks"'
+        ),
+        "issuers[0]: set exactly one key source",
+        id="two-key-sources",
     ),
     pytest.param(BASE + "require = {}\n", "profiles.voice.require", id="require-references-nothing"),
     pytest.param(BASE + "require = { scopes = [] }\n", "profiles.voice.require", id="require-empty-scopes"),
     pytest.param(
         BASE.replace('algorithms = ["HS256"]', 'algorithms = ["HS256", "RS256"]'),
-        "issuers[0].algorithms", id="hs-and-rs-mixed",
+        "issuers[0].algorithms",
+        id="hs-and-rs-mixed",
     ),
-    pytest.param(BASE.replace('algorithms = ["HS256"]', 'algorithms = ["none"]'), "issuers[0].algorithms", id="alg-none"),
+    pytest.param(
+        BASE.replace('algorithms = ["HS256"]', 'algorithms = ["none"]'), "issuers[0].algorithms", id="alg-none"
+    ),
     pytest.param(BASE.replace('voice = "Puck"', 'voice = "Bob"'), "profiles.voice.voice", id="unknown-voice"),
     pytest.param(BASE + 'session_ttl = "soon"\n', "profiles.voice.session_ttl", id="unparseable-duration"),
     pytest.param(BASE + "uses = -1\n", "profiles.voice.uses", id="negative-uses"),
-    pytest.param(BASE + "[limits]\nfail_mode = \"maybe\"\n", "limits.fail_mode", id="bad-fail-mode"),
+    pytest.param(BASE + '[limits]\nfail_mode = "maybe"\n', "limits.fail_mode", id="bad-fail-mode"),
     pytest.param(BASE + "[[limits.subject]]\nrate = 0\n", "limits.subject[0].rate", id="zero-rate"),
     pytest.param(BASE.replace("[profiles.voice]", "[profiles.Voice]"), "profiles.Voice", id="bad-profile-name"),
     pytest.param("[[issuers]\n", "not valid TOML", id="not-toml"),
@@ -92,7 +101,9 @@ def test_check_config_names_the_bad_key(
     assert expected in err, err
 
 
-def test_short_hs256_secret_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_hs256_secret_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An HS256 secret under 32 bytes is refused, naming the issuer key and the variable, not the value."""
     monkeypatch.setenv("TEST_SECRET", "short-secret-value")
     assert main(["check-config", str(_write(tmp_path, BASE))]) == 1
@@ -107,7 +118,11 @@ def test_secret_from_file_and_env_both_set_is_refused(tmp_path: Path) -> None:
     cfg = load_file_config(_write(tmp_path, BASE))
     secret_file = tmp_path / "key"
     secret_file.write_text("k")
-    env = {"TEST_SECRET": GOOD_SECRET, "LIVETOKEN_GEMINI_API_KEY": "a", "LIVETOKEN_GEMINI_API_KEY_FILE": str(secret_file)}
+    env = {
+        "TEST_SECRET": GOOD_SECRET,
+        "LIVETOKEN_GEMINI_API_KEY": "a",
+        "LIVETOKEN_GEMINI_API_KEY_FILE": str(secret_file),
+    }
     with pytest.raises(ConfigError, match="LIVETOKEN_GEMINI_API_KEY"):
         load_env(env, cfg)
 

@@ -37,7 +37,21 @@ def test_contract_documents_every_route_status_and_header() -> None:
     doc = yaml.safe_load(CHECKED_IN)
     assert set(doc["paths"]) == {"/v1/tokens", "/v1/profiles", "/healthz", "/readyz", "/metrics"}
     post = doc["paths"]["/v1/tokens"]["post"]
-    assert set(post["responses"]) == {"201", "400", "401", "403", "404", "409", "413", "415", "422", "429", "502", "503", "504"}
+    assert set(post["responses"]) == {
+        "201",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "429",
+        "502",
+        "503",
+        "504",
+    }
     assert {"RateLimit", "RateLimit-Policy", "Cache-Control"} <= set(post["responses"]["201"]["headers"])
     assert {"RateLimit", "Retry-After"} <= set(post["responses"]["429"]["headers"])
     assert "WWW-Authenticate" in post["responses"]["401"]["headers"]

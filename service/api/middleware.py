@@ -8,7 +8,8 @@ import uuid
 from typing import Any
 
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
 
@@ -23,7 +24,7 @@ class RequestContextMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         request_id = ""
@@ -52,10 +53,11 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        http_scope: HTTPScope = scope
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             metrics.in_flight.dec()
-            metrics.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
+            metrics.requests.labels(route=route, method=http_scope["method"], status=str(status)).inc()
             metrics.request_latency.labels(route=route).observe(time.perf_counter() - started)
             structlog.contextvars.clear_contextvars()

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader as Header, OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIHeader as Header,
+)
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.openapi.spec.enums import OpenAPIType
 
 from service.api.schemas import Problem
@@ -41,7 +50,9 @@ RATELIMIT_HEADERS = {
     "RateLimit-Policy": Header(
         schema=_STR, description='IETF httpapi draft: the limits applied, e.g. `"subject-60s";q=10;w=60`.'
     ),
-    "RateLimit": Header(schema=_STR, description='IETF httpapi draft: the tightest limit now, e.g. `"subject-60s";r=3;t=20`.'),
+    "RateLimit": Header(
+        schema=_STR, description='IETF httpapi draft: the tightest limit now, e.g. `"subject-60s";r=3;t=20`.'
+    ),
 }
 RETRY_AFTER = {"Retry-After": Header(schema=_INT, description="Seconds to wait before retrying.")}
 WWW_AUTHENTICATE = {
@@ -55,7 +66,10 @@ TOKEN_REQUEST_SCHEMA = Schema(
     additional_properties=False,
     properties={
         "profile": Schema(
-            type=OpenAPIType.STRING, min_length=1, max_length=63, pattern="^[a-z0-9][a-z0-9_-]*$",
+            type=OpenAPIType.STRING,
+            min_length=1,
+            max_length=63,
+            pattern="^[a-z0-9][a-z0-9_-]*$",
             description="Name of a configured profile the caller may use.",
         ),
         "voice": Schema(

@@ -14,6 +14,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.types import ExceptionHandlersMap
 
 from service import errors
 from service.metrics import Metrics
@@ -78,7 +79,7 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     return problem_response(request, errors.LivetokenError())
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     errors.LivetokenError: _handle_livetoken,
     HTTPException: _handle_http,
     Exception: _handle_unexpected,

@@ -74,9 +74,14 @@ class _Issuer:
         else:
             assert cfg.jwks_url is not None
             self.jwks = JWKSCache(
-                cfg.jwks_url, http, self.algorithms, cache_ttl=float(cfg.jwks_cache_ttl),
-                cooldown=float(cfg.jwks_refresh_cooldown), timeout=float(cfg.jwks_timeout),
-                max_stale=float(cfg.jwks_max_stale), metrics=metrics,
+                cfg.jwks_url,
+                http,
+                self.algorithms,
+                cache_ttl=float(cfg.jwks_cache_ttl),
+                cooldown=float(cfg.jwks_refresh_cooldown),
+                timeout=float(cfg.jwks_timeout),
+                max_stale=float(cfg.jwks_max_stale),
+                metrics=metrics,
             )
 
     async def key_for(self, header: Mapping[str, Any]) -> Any:
@@ -113,10 +118,9 @@ class JWTVerifier:
     def jwks_status(self) -> Literal["ok", "stale", "unavailable"]:
         """Worst JWKS state across issuers (ok when no issuer uses JWKS)."""
         states = [i.jwks.status() for i in self._issuers.values() if i.jwks is not None]
-        for worst in ("unavailable", "stale"):
-            if worst in states:
-                return worst  # type: ignore[return-value]  # one of the Literal values by construction
-        return "ok"
+        if "unavailable" in states:
+            return "unavailable"
+        return "stale" if "stale" in states else "ok"
 
     async def verify(self, authorization: str | None) -> CallerIdentity:
         """The verified caller, or InvalidToken (always the same public message)."""
@@ -141,7 +145,8 @@ class JWTVerifier:
         header = _segment(parts[0])
         payload = _segment(parts[1])
         self._check_header(header)
-        issuer = self._issuers.get(payload.get("iss"))  # type: ignore[arg-type]  # a non-str iss finds nothing
+        iss = payload.get("iss")
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise _Reject("unknown_issuer")
         alg = header.get("alg")
@@ -172,8 +177,13 @@ class JWTVerifier:
             raise _Reject("algorithm")  # belt and braces against algorithm/key confusion
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=[alg], audience=issuer.audiences, issuer=cfg.issuer,
-                leeway=float(cfg.leeway), options={"require": required, "verify_signature": True},
+                token,
+                key,
+                algorithms=[alg],
+                audience=issuer.audiences,
+                issuer=cfg.issuer,
+                leeway=float(cfg.leeway),
+                options={"require": required, "verify_signature": True},
             )
         except jwt.ExpiredSignatureError:
             raise _Reject("expired") from None

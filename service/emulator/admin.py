@@ -33,7 +33,9 @@ def parse_faults(body: dict[str, Any]) -> Faults:
             fail_next=fail_next,
         )
     except (TypeError, ValueError, AttributeError):
-        raise ValidationException("faults: latency_ms, error_rates {code: rate}, drop_rate, fail_next [code|'drop']") from None
+        raise ValidationException(
+            "faults: latency_ms, error_rates {code: rate}, drop_rate, fail_next [code|'drop']"
+        ) from None
     if faults.latency_ms < 0 or not 0 <= faults.drop_rate <= 1 or any(not 0 <= r <= 1 for r in rates.values()):
         raise ValidationException("faults: latency_ms >= 0 and rates within 0..1")
     return faults

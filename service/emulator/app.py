@@ -22,7 +22,11 @@ class _Normalize:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope["path"].startswith("//"):
-            scope = {**scope, "path": "/" + scope["path"].lstrip("/"), "raw_path": b"/" + scope["raw_path"].lstrip(b"/")}
+            scope = {  # type: ignore[assignment]  # the same scope with its path normalised
+                **scope,
+                "path": "/" + scope["path"].lstrip("/"),
+                "raw_path": b"/" + scope["raw_path"].lstrip(b"/"),
+            }
         await self.app(scope, receive, send)
 
 

@@ -19,9 +19,15 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         fh.write(data)
 
 
-def ensure_certificates(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")) -> tuple[Path, Path, Path]:
+def ensure_certificates(
+    directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+) -> tuple[Path, Path, Path]:
     """(ca_file, cert_file, key_file), creating them on first use; clients trust `ca_file` only."""
-    ca_file, cert_file, key_file = directory / "emulator-ca.pem", directory / "emulator-cert.pem", directory / "emulator-key.pem"
+    ca_file, cert_file, key_file = (
+        directory / "emulator-ca.pem",
+        directory / "emulator-cert.pem",
+        directory / "emulator-key.pem",
+    )
     if ca_file.exists() and cert_file.exists() and key_file.exists():
         return ca_file, cert_file, key_file
     now = dt.datetime.now(dt.UTC)
@@ -29,9 +35,12 @@ def ensure_certificates(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", 
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "livetoken emulator local CA")])
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=825))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
@@ -47,15 +56,15 @@ def ensure_certificates(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", 
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=397))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=397))
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM

@@ -24,20 +24,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Emulator options."""
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9443, help="TLS port (default 9443; 0 = any free port)")
-    parser.add_argument("--state-dir", default=None, help="where emulator.json, the CA and the key live "
-                        "(default $LIVETOKEN_STATE_DIR or ./.livetoken)")
-    parser.add_argument("--api-key", default=None, help="API key to accept (default $LIVETOKEN_EMULATOR_API_KEY, "
-                        "else one generated once and kept in the state dir)")
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        help="where emulator.json, the CA and the key live (default $LIVETOKEN_STATE_DIR or ./.livetoken)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key to accept (default $LIVETOKEN_EMULATOR_API_KEY, "
+        "else one generated once and kept in the state dir)",
+    )
     parser.add_argument("--cert", default=None, help="serve this certificate (PEM) instead of a generated one")
     parser.add_argument("--key", default=None, help="private key (PEM) for --cert")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="reply audio pacing: 1 = real time, 10 = ten times faster, 0 = no pacing")
-    parser.add_argument("--max-connection-seconds", type=float, default=600.0,
-                        help="a connection gets goAway and is closed after this long (default 600)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="reply audio pacing: 1 = real time, 10 = ten times faster, 0 = no pacing",
+    )
+    parser.add_argument(
+        "--max-connection-seconds",
+        type=float,
+        default=600.0,
+        help="a connection gets goAway and is closed after this long (default 600)",
+    )
     parser.add_argument("--goaway-lead", type=float, default=10.0, help="seconds between goAway and the close")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="fault: added latency on auth_tokens")
-    parser.add_argument("--error-rate", action="append", default=[], metavar="CODE=RATE",
-                        help="fault: answer auth_tokens with CODE at RATE (0..1), e.g. 503=0.2 (repeatable)")
+    parser.add_argument(
+        "--error-rate",
+        action="append",
+        default=[],
+        metavar="CODE=RATE",
+        help="fault: answer auth_tokens with CODE at RATE (0..1), e.g. 503=0.2 (repeatable)",
+    )
     parser.add_argument("--drop-rate", type=float, default=0.0, help="fault: reset this share of auth_tokens calls")
 
 
@@ -67,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     """Start the emulator and serve until SIGINT/SIGTERM."""
     from service.logging import configure_logging
 
-    configure_logging(None if not os.environ.get("LIVETOKEN_LOG_FORMAT") else os.environ["LIVETOKEN_LOG_FORMAT"],  # type: ignore[arg-type]  # json|console, validated by the service's own config
-                      os.environ.get("LIVETOKEN_LOG_LEVEL", "info"))
+    configure_logging(
+        None if not os.environ.get("LIVETOKEN_LOG_FORMAT") else os.environ["LIVETOKEN_LOG_FORMAT"],  # type: ignore[arg-type]  # json|console, validated by the service's own config
+        os.environ.get("LIVETOKEN_LOG_LEVEL", "info"),
+    )
     directory = Path(args.state_dir or os.environ.get("LIVETOKEN_STATE_DIR") or ".livetoken").absolute()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_file, cert_file, key_file = ensure_certificates(directory)
@@ -78,30 +100,46 @@ def run(args: argparse.Namespace) -> int:
             return 2
         cert_file, key_file = Path(args.cert), Path(args.key)
     try:
-        faults = parse_faults({
-            "latency_ms": args.latency_ms, "drop_rate": args.drop_rate,
-            "error_rates": dict(item.split("=", 1) for item in args.error_rate),
-        })
+        faults = parse_faults(
+            {
+                "latency_ms": args.latency_ms,
+                "drop_rate": args.drop_rate,
+                "error_rates": dict(item.split("=", 1) for item in args.error_rate),
+            }
+        )
         sock = _bind(args.host, args.port)
     except (ValueError, OSError) as exc:
         print(f"livetoken emulator: {exc}", file=sys.stderr)
         return 2
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    state = EmulatorState(_api_key(args, directory), speed=args.speed,
-                          max_connection_seconds=args.max_connection_seconds, goaway_lead_seconds=args.goaway_lead)
+    state = EmulatorState(
+        _api_key(args, directory),
+        speed=args.speed,
+        max_connection_seconds=args.max_connection_seconds,
+        goaway_lead_seconds=args.goaway_lead,
+    )
     state.faults = faults
     info = {"base_url": f"https://{host}:{port}", "api_key": state.api_key, "ca_file": str(ca_file), "pid": os.getpid()}
     tmp = directory / "emulator.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     tmp.chmod(0o600)
     tmp.replace(directory / "emulator.json")
-    print(f"livetoken emulator: listening on {info['base_url']}\n"
-          f"  API key: {state.api_key}\n  CA file: {ca_file}\n  (also in {directory / 'emulator.json'})",
-          file=sys.stderr, flush=True)
+    print(
+        f"livetoken emulator: listening on {info['base_url']}\n"
+        f"  API key: {state.api_key}\n  CA file: {ca_file}\n  (also in {directory / 'emulator.json'})",
+        file=sys.stderr,
+        flush=True,
+    )
     config = uvicorn.Config(
-        create_emulator_app(state), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file),
-        log_config=None, access_log=False, ws="websockets-sansio", lifespan="on", timeout_graceful_shutdown=2,
+        create_emulator_app(state),
+        ssl_certfile=str(cert_file),
+        ssl_keyfile=str(key_file),
+        log_config=None,
+        access_log=False,
+        ws="websockets-sansio",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
         ws_max_size=16 * 1024 * 1024,
     )
     server = uvicorn.Server(config)

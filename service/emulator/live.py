@@ -95,8 +95,10 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
         await socket.close(code=1007, reason="Invalid setup message")
         return
     version, _, method = rpc.removeprefix(RPC_PREFIX).partition(".GenerativeService.")
-    if not rpc.startswith(RPC_PREFIX) or version not in ("v1alpha", "v1beta") or method not in (
-        "BidiGenerateContent", "BidiGenerateContentConstrained"
+    if (
+        not rpc.startswith(RPC_PREFIX)
+        or version not in ("v1alpha", "v1beta")
+        or method not in ("BidiGenerateContent", "BidiGenerateContentConstrained")
     ):
         await socket.close(code=POLICY, reason="Method not found")
         return
@@ -120,16 +122,21 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
         await socket.close(code=POLICY, reason="Unauthenticated: API key or ephemeral token required")
         return
     session_id = "session-" + secrets.token_hex(6)
-    state.sessions.append({
-        "id": session_id,
-        "token": token.name if token else None,
-        "resumed": handle is not None,
-        "client_setup": copy.deepcopy(client_setup),
-        "effective_setup": copy.deepcopy(setup),
-        "started": datetime.now(UTC).isoformat(),
-    })
-    log.info("emulator_session_started", session=session_id, resumed=handle is not None,
-             token_fingerprint=fingerprint(token.name) if token else None)
+    state.sessions.append(
+        {
+            "id": session_id,
+            "token": token.name if token else None,
+            "resumed": handle is not None,
+            "client_setup": copy.deepcopy(client_setup),
+            "effective_setup": copy.deepcopy(setup),
+            "started": datetime.now(UTC).isoformat(),
+        }
+    )
+    log.info(
+        "emulator_session_started",
+        session=session_id,
+        resumed=handle is not None,
+        token_fingerprint=fingerprint(token.name) if token else None,
+    )
     session = LiveSession(socket, state, token, setup)
     await session.run()
-

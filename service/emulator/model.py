@@ -46,13 +46,13 @@ def input_transcript(audio_seconds: float) -> str:
 
 def declared_functions(setup: dict[str, Any]) -> list[str]:
     """Names of the functions declared in a (camelCase or snake_case) setup."""
-    names: list[str] = []
-    for tool in setup.get("tools") or []:
-        if isinstance(tool, dict):
-            for decl in tool.get("functionDeclarations") or tool.get("function_declarations") or []:
-                if isinstance(decl, dict) and isinstance(decl.get("name"), str):
-                    names.append(decl["name"])
-    return names
+    decls = [
+        decl
+        for tool in setup.get("tools") or []
+        if isinstance(tool, dict)
+        for decl in tool.get("functionDeclarations") or tool.get("function_declarations") or []
+    ]
+    return [d["name"] for d in decls if isinstance(d, dict) and isinstance(d.get("name"), str)]
 
 
 def pick_function(setup: dict[str, Any], turn_text: str | None) -> str | None:

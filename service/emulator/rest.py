@@ -18,8 +18,16 @@ from service.emulator.store import EmulatorState, fingerprint
 MAX_TTL = timedelta(hours=20)
 log = structlog.get_logger("livetoken.emulator")
 
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 class DropConnection(Exception):
@@ -108,8 +116,11 @@ async def create_auth_token(request: Request[Any, Any, State], version: str) -> 
     state.requests.append(entry)
     key = request.headers.get("x-goog-api-key")
     if not key:
-        return google_error(403, "Method doesn't allow unregistered callers (callers without established identity). "
-                                 "Please use API Key or other form of API consumer identity to call this API.")
+        return google_error(
+            403,
+            "Method doesn't allow unregistered callers (callers without established identity). "
+            "Please use API Key or other form of API consumer identity to call this API.",
+        )
     if key != state.api_key:
         return google_error(400, "API key not valid. Please pass a valid API key.")
     try:
@@ -144,8 +155,12 @@ async def create_auth_token(request: Request[Any, Any, State], version: str) -> 
     except ValueError as exc:
         return google_error(400, str(exc))
     record = state.new_token(
-        uses=uses, uses_remaining=uses, expire_time=expire, new_session_expire_time=new_session,
-        setup=setup, field_mask=mask,
+        uses=uses,
+        uses_remaining=uses,
+        expire_time=expire,
+        new_session_expire_time=new_session,
+        setup=setup,
+        field_mask=mask,
     )
     log.info("emulator_token_minted", token_fingerprint=fingerprint(record.name), uses=uses, locked=mask is None)
     return Response({"name": record.name}, status_code=200, media_type="application/json")

@@ -25,8 +25,9 @@ END_OF_TURN_SILENCE = 0.6  # seconds of silence after speech that end an audio t
 class LiveSession:
     """State of one connection."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], state: EmulatorState, token: TokenRecord | None,
-                 setup: dict[str, Any]) -> None:
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], state: EmulatorState, token: TokenRecord | None, setup: dict[str, Any]
+    ) -> None:
         self.socket = socket
         self.state = state
         self.token = token
@@ -83,7 +84,9 @@ class LiveSession:
 
     async def _resumption_update(self) -> None:
         assert self.token is not None
-        await self.send({"sessionResumptionUpdate": {"newHandle": self.state.new_handle(self.token), "resumable": True}})
+        await self.send(
+            {"sessionResumptionUpdate": {"newHandle": self.state.new_handle(self.token), "resumable": True}}
+        )
 
     async def _lifetime(self) -> None:
         """goAway before the connection limit or the token's expiry, then close."""
@@ -185,11 +188,14 @@ class LiveSession:
             await self._stream_audio(answer)
         await self.send({"serverContent": {"generationComplete": True}})
         prompt_tokens = max(1, int(audio_seconds * 25) if text is None else len((text or "").split()))
-        await self.send({
-            "serverContent": {"turnComplete": True},
-            "usageMetadata": model.usage(prompt_tokens, max(1, len(answer.split())), self.modality,
-                                         "AUDIO" if text is None else "TEXT"),
-        })
+        await self.send(
+            {
+                "serverContent": {"turnComplete": True},
+                "usageMetadata": model.usage(
+                    prompt_tokens, max(1, len(answer.split())), self.modality, "AUDIO" if text is None else "TEXT"
+                ),
+            }
+        )
         if self.resumable and self.token is not None:
             await self._resumption_update()
 

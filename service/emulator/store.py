@@ -68,8 +68,14 @@ class Faults:
 class EmulatorState:
     """All mutable emulator state (one event loop: no locking needed)."""
 
-    def __init__(self, api_key: str, *, speed: float = 1.0, max_connection_seconds: float = 600.0,
-                 goaway_lead_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        speed: float = 1.0,
+        max_connection_seconds: float = 600.0,
+        goaway_lead_seconds: float = 10.0,
+    ) -> None:
         self.api_key = api_key
         self.speed = speed
         self.max_connection_seconds = max_connection_seconds

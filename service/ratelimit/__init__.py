@@ -6,7 +6,7 @@ import structlog
 
 from service.config import LimitsConfig
 from service.metrics import Metrics
-from service.ratelimit.base import Decision, LimiterUnavailableError, LimitCheck, LimitState, RateLimiter
+from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, LimitState, RateLimiter
 from service.ratelimit.failover import FailoverRateLimiter
 from service.ratelimit.memory import MemoryRateLimiter
 from service.ratelimit.redis import RedisRateLimiter

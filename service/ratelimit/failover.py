@@ -14,7 +14,7 @@ import structlog
 
 from service.errors import RateLimiterUnavailable
 from service.metrics import Metrics
-from service.ratelimit.base import Decision, LimiterUnavailableError, LimitCheck, RateLimiter
+from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, RateLimiter
 from service.ratelimit.memory import MemoryRateLimiter
 
 log = structlog.get_logger("livetoken.ratelimit")

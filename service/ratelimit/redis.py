@@ -19,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from service.metrics import Metrics
-from service.ratelimit.base import Decision, LimiterUnavailableError, LimitCheck, LimitState
+from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, LimitState
 
 _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
@@ -47,7 +47,9 @@ class RedisRateLimiter:
         self._refund = client.register_script(REFUND_SCRIPT)
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float, prefix: str, metrics: Metrics, cluster: bool = False) -> RedisRateLimiter:
+    def from_url(
+        cls, url: str, *, timeout: float, prefix: str, metrics: Metrics, cluster: bool = False
+    ) -> RedisRateLimiter:
         """Connect lazily to `url` (a cluster when `cluster` is set); every socket operation bounded by `timeout`."""
         opts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         client: aioredis.Redis | RedisCluster

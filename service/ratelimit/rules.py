@@ -54,12 +54,12 @@ def _policy_header(policies: tuple[tuple[str, int, float], ...]) -> str:
 
 
 def ratelimit_headers(decision: Decision) -> dict[str, str]:
-    """`RateLimit-Policy` (every rule) and `RateLimit` (the tightest one now), draft-ietf-httpapi-ratelimit-headers."""
+    """`RateLimit-Policy` (every rule) and `RateLimit` (the tightest now), per draft-ietf-httpapi-ratelimit-headers."""
     if not decision.states:
         return {}
     policy = _policy_header(tuple((s.check.policy_name, s.check.rate, s.check.period) for s in decision.states))
-    tightest = min(decision.states, key=lambda s: (s.remaining, -s.retry_after))
+    tight = min(decision.states, key=lambda s: (s.remaining, -s.retry_after))
     return {
         "RateLimit-Policy": policy,
-        "RateLimit": f'"{tightest.check.policy_name}";r={max(0, tightest.remaining)};t={math.ceil(tightest.reset_after)}',
+        "RateLimit": f'"{tight.check.policy_name}";r={max(0, tight.remaining)};t={math.ceil(tight.reset_after)}',
     }

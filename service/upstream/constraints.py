@@ -47,9 +47,7 @@ def live_config(profile: ProfileConfig, voice: str | None) -> types.LiveConnectC
     if profile.session_resumption:
         config.session_resumption = types.SessionResumptionConfig()
     if profile.context_window_compression:
-        config.context_window_compression = types.ContextWindowCompressionConfig(
-            sliding_window=types.SlidingWindow()
-        )
+        config.context_window_compression = types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow())
     return config
 
 

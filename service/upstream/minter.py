@@ -112,7 +112,7 @@ class TokenMinter:
                     raise TimeoutError
                 async with asyncio.timeout(budget):
                     token = await self._client.aio.auth_tokens.create(config=config)
-            except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is classified just below
+            except Exception as exc:
                 kind = self._classify(exc, started)
                 if kind == "rejected":
                     self.circuit.release()

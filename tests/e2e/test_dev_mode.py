@@ -45,7 +45,12 @@ def test_dev_mode_prints_a_curl_line_that_works_when_pasted(dev_service: tuple[S
     assert url in line
     exe_dir = str(Path(livetoken_exe()).parent)
     result = subprocess.run(
-        ["bash", "-c", line], capture_output=True, text=True, cwd=ROOT, check=False, timeout=60,
+        ["bash", "-c", line],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
         env={"PATH": f"{exe_dir}:/usr/bin:/bin", "LIVETOKEN_STATE_DIR": str(state)},
     )
     assert result.returncode == 0, result.stderr
@@ -56,8 +61,11 @@ def test_dev_jwt_and_token_over_http(dev_service: tuple[ServiceProcess, str, Pat
     """`livetoken dev-jwt` makes a JWT the dev service accepts; the token comes from the emulator."""
     _proc, url, state = dev_service
     jwt_out = subprocess.run(
-        [livetoken_exe(), "dev-jwt", "--sub", "alice", "--scope", "live:tools"], capture_output=True, text=True,
-        env={"LIVETOKEN_STATE_DIR": str(state), "PATH": "/usr/bin:/bin"}, check=True,
+        [livetoken_exe(), "dev-jwt", "--sub", "alice", "--scope", "live:tools"],
+        capture_output=True,
+        text=True,
+        env={"LIVETOKEN_STATE_DIR": str(state), "PATH": "/usr/bin:/bin"},
+        check=True,
     )
     token = jwt_out.stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}

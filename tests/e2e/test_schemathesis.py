@@ -29,14 +29,14 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def running_service(
-    tmp_path_factory: pytest.TempPathFactory, emulator: Any, redis_server: Any
-) -> Iterator[str]:
+def running_service(tmp_path_factory: pytest.TempPathFactory, emulator: Any, redis_server: Any) -> Iterator[str]:
     """`livetoken serve` with the test config as a real process."""
     tmp = tmp_path_factory.mktemp("schemathesis")
     config = write_config(tmp, 'subject = [{ rate = 100000, period = "1m", burst = 100000 }]')
     port = free_port()
-    proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_server.url))
+    proc = ServiceProcess(
+        ["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_server.url)
+    )
     proc.start()
     url = f"http://127.0.0.1:{port}"
     try:

@@ -132,7 +132,9 @@ async def test_profiles_lists_only_what_the_caller_may_use(settings: Any) -> Non
     assert anonymous.status_code == 401
 
 
-async def test_idempotent_retry_returns_the_same_token_minted_once(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+async def test_idempotent_retry_returns_the_same_token_minted_once(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
     """Same Idempotency-Key by the same caller: same token, one mint, no rate limit spent."""
     settings = build_settings(
         write_config(tmp_path, 'subject = [{ rate = 2, period = "1h", burst = 2 }]'), service_env(emulator, redis_url)
@@ -186,7 +188,9 @@ async def test_rate_limit_429_with_headers(tmp_path: Path, emulator: Any, redis_
     assert denied.json()["type"].endswith("/rate-limited")
 
 
-async def test_two_instances_sharing_redis_admit_exactly_the_limit(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+async def test_two_instances_sharing_redis_admit_exactly_the_limit(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
     """200 simultaneous requests for one subject through two app instances, limit 10: exactly 10 tokens."""
     settings = build_settings(
         write_config(tmp_path, 'subject = [{ rate = 10, period = "1h", burst = 10 }]'), service_env(emulator, redis_url)

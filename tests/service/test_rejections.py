@@ -21,7 +21,9 @@ BAD_BODIES = [
     pytest.param(b"", "application/json", 400, "malformed-request", id="empty-body"),
     pytest.param(b"[]", "application/json", 400, "malformed-request", id="array-not-object"),
     pytest.param(b'{"profile": 5}', "application/json", 400, "malformed-request", id="wrong-type"),
-    pytest.param(b'{"profile": "voice", "uses": 100}', "application/json", 400, "malformed-request", id="unknown-field"),
+    pytest.param(
+        b'{"profile": "voice", "uses": 100}', "application/json", 400, "malformed-request", id="unknown-field"
+    ),
     pytest.param(b'{"voice": "Puck"}', "application/json", 400, "malformed-request", id="missing-profile"),
     pytest.param(b'{"profile": "../../etc"}', "application/json", 400, "malformed-request", id="bad-profile-chars"),
     pytest.param(b'{"profile": "voice"}', "text/plain", 415, "unsupported-media-type", id="text-plain"),

@@ -32,9 +32,19 @@ class EmulatorProcess:
         info_file.unlink(missing_ok=True)
         self.log = open(self.state_dir / "emulator.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.emulator", "--port", "0", "--state-dir", str(self.state_dir),
-             *self.extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "LIVETOKEN_LOG_FORMAT": "json"},
+            [
+                sys.executable,
+                "-m",
+                "service.emulator",
+                "--port",
+                "0",
+                "--state-dir",
+                str(self.state_dir),
+                *self.extra_args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LIVETOKEN_LOG_FORMAT": "json"},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -43,8 +53,12 @@ class EmulatorProcess:
             if info_file.exists():
                 info = json.loads(info_file.read_text())
                 self.base_url, self.api_key, self.ca_file = info["base_url"], info["api_key"], info["ca_file"]
-                self._http = httpx.Client(base_url=self.base_url, verify=self.ssl_context(), timeout=10,
-                                          headers={"x-goog-api-key": self.api_key})
+                self._http = httpx.Client(
+                    base_url=self.base_url,
+                    verify=self.ssl_context(),
+                    timeout=10,
+                    headers={"x-goog-api-key": self.api_key},
+                )
                 return
             time.sleep(0.05)
         raise RuntimeError("emulator did not start")

@@ -36,14 +36,20 @@ class ServiceProcess:
     def start(self) -> None:
         """Start the process and keep reading its combined output."""
         self.proc = subprocess.Popen(
-            [livetoken_exe(), *self.args], env=self.env, cwd=self.cwd, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [livetoken_exe(), *self.args],
+            env=self.env,
+            cwd=self.cwd,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.output.append(line)
 

