@@ -1,0 +1,42 @@
+"""Profile `require` rules: scopes and claim values the caller must hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.auth import CallerIdentity, may_use
+from service.config import ProfileConfig, RequireRule
+
+
+def caller(scopes: set[str] = frozenset(), **claims: Any) -> CallerIdentity:  # type: ignore[assignment]
+    """A verified caller with the given scopes and claims."""
+    return CallerIdentity("iss", "alice", None, frozenset(scopes), claims)
+
+
+def profile(require: RequireRule | None) -> ProfileConfig:
+    """A profile with the rule."""
+    return ProfileConfig(model="m", require=require)
+
+
+@pytest.mark.parametrize(
+    ("rule", "who", "allowed"),
+    [
+        (None, caller(), True),
+        (RequireRule(scopes=["live:voice"]), caller({"live:voice", "x"}), True),
+        (RequireRule(scopes=["live:voice"]), caller({"live"}), False),
+        (RequireRule(scopes=["a", "b"]), caller({"a"}), False),
+        (RequireRule(claims={"tier": "pro"}), caller(tier="pro"), True),
+        (RequireRule(claims={"tier": "pro"}), caller(tier="free"), False),
+        (RequireRule(claims={"tier": ["pro", "enterprise"]}), caller(tier="enterprise"), True),
+        (RequireRule(claims={"roles": "support"}), caller(roles=["user", "support"]), True),
+        (RequireRule(claims={"roles": "support"}), caller(roles=["user"]), False),
+        (RequireRule(claims={"tier": "pro"}), caller(), False),
+        (RequireRule(scopes=["s"], claims={"tier": "pro"}), caller({"s"}, tier="pro"), True),
+        (RequireRule(scopes=["s"], claims={"tier": "pro"}), caller({"s"}, tier="basic"), False),
+    ],
+)
+def test_require_rules(rule: RequireRule | None, who: CallerIdentity, allowed: bool) -> None:
+    """All listed scopes, and one of the listed values for each claim (lists match by membership)."""
+    assert may_use(profile(rule), who) is allowed
