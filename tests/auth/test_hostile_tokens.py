@@ -100,23 +100,36 @@ def _hostile(keys: Keys) -> dict[str, Callable[[], str]]:
         "tampered-payload": lambda: f"{h}.{b64({**claims('https://rs.test/'), 'sub': 'admin'})}.{s}",
         "tampered-header": lambda: f"{b64({'alg': 'RS256', 'typ': 'JWT', 'x': 1})}.{p}.{s}",
         "stripped-signature": lambda: f"{h}.{p}.",
-        "signature-from-other-rsa-key": lambda: jwt.encode(claims("https://rs.test/"), keys.rsa_other, algorithm="RS256"),
-        "es256-key-not-in-jwks": lambda: jwt.encode(claims("https://es.test/"), attacker, algorithm="ES256", headers={"kid": "es-1"}),
+        "signature-from-other-rsa-key": lambda: jwt.encode(
+            claims("https://rs.test/"), keys.rsa_other, algorithm="RS256"
+        ),
+        "es256-key-not-in-jwks": lambda: jwt.encode(
+            claims("https://es.test/"), attacker, algorithm="ES256", headers={"kid": "es-1"}
+        ),
         "embedded-jwk-attacker-key": lambda: jwt.encode(
-            claims("https://es.test/"), attacker, algorithm="ES256",
+            claims("https://es.test/"),
+            attacker,
+            algorithm="ES256",
             headers={"kid": "attacker", "jwk": public_jwk(attacker.public_key(), "EC", "attacker", "ES256")},
         ),
         "jku-elsewhere": lambda: jwt.encode(
-            claims("https://es.test/"), attacker, algorithm="ES256",
+            claims("https://es.test/"),
+            attacker,
+            algorithm="ES256",
             headers={"kid": "attacker", "jku": "http://127.0.0.1:9/evil-jwks.json"},
         ),
         "x5u-elsewhere": lambda: jwt.encode(
-            claims("https://es.test/"), attacker, algorithm="ES256", headers={"kid": "x", "x5u": "http://127.0.0.1:9/c.pem"}
+            claims("https://es.test/"),
+            attacker,
+            algorithm="ES256",
+            headers={"kid": "x", "x5u": "http://127.0.0.1:9/c.pem"},
         ),
         "unknown-crit": lambda: sign(keys, "hs", headers={"crit": ["exp-ext"], "exp-ext": 1}),
         "nested-jwt": lambda: jwt.encode(
             {"iss": "https://hs.test/", "aud": "livetoken", "sub": "x", "exp": now + 60, "iat": now},
-            HS_SECRET, algorithm="HS256", headers={"cty": "JWT"},
+            HS_SECRET,
+            algorithm="HS256",
+            headers={"cty": "JWT"},
         ),
         "duplicate-claims": lambda: hs_sign({"alg": "HS256"}, json.dumps(hs)[:-1].encode() + b', "sub": "admin"}'),
         "weird-typ": lambda: sign(keys, "hs", headers={"typ": "secevent+jwt"}),
@@ -128,20 +141,60 @@ def _hostile(keys: Keys) -> dict[str, Callable[[], str]]:
         "empty-segments": lambda: "..",
         "oversized": lambda: sign(keys, "hs", pad="x" * 10_000),
         "jwe-shaped": lambda: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d",
-        "token-for-other-issuer-claiming-ours": lambda: jwt.encode(claims("https://ed.test/"), keys.rsa, algorithm="RS256"),
+        "token-for-other-issuer-claiming-ours": lambda: jwt.encode(
+            claims("https://ed.test/"), keys.rsa, algorithm="RS256"
+        ),
     }
 
 
 HOSTILE_IDS = [
-    "alg-none", "alg-None", "alg-NONE-empty-sig", "hs256-signed-with-rsa-public-pem", "hs256-token-to-rs256-issuer",
-    "rs512-not-allowed", "ps256-not-allowed", "expired-beyond-leeway", "future-nbf", "iat-in-future", "too-old-iat",
-    "wrong-issuer", "iss-not-a-string", "wrong-audience", "missing-audience", "missing-sub", "empty-sub",
-    "non-string-sub", "oversized-sub", "missing-exp", "missing-iat-with-max-age", "exp-not-a-number", "unknown-kid",
-    "kid-path-traversal", "kid-sql-injection", "kid-not-a-string", "tampered-payload", "tampered-header",
-    "stripped-signature", "signature-from-other-rsa-key", "es256-key-not-in-jwks", "embedded-jwk-attacker-key",
-    "jku-elsewhere", "x5u-elsewhere", "unknown-crit", "nested-jwt", "duplicate-claims", "weird-typ",
-    "garbage-base64", "non-json-segments", "payload-is-array", "two-segments", "four-segments", "empty-segments",
-    "oversized", "jwe-shaped", "token-for-other-issuer-claiming-ours",
+    "alg-none",
+    "alg-None",
+    "alg-NONE-empty-sig",
+    "hs256-signed-with-rsa-public-pem",
+    "hs256-token-to-rs256-issuer",
+    "rs512-not-allowed",
+    "ps256-not-allowed",
+    "expired-beyond-leeway",
+    "future-nbf",
+    "iat-in-future",
+    "too-old-iat",
+    "wrong-issuer",
+    "iss-not-a-string",
+    "wrong-audience",
+    "missing-audience",
+    "missing-sub",
+    "empty-sub",
+    "non-string-sub",
+    "oversized-sub",
+    "missing-exp",
+    "missing-iat-with-max-age",
+    "exp-not-a-number",
+    "unknown-kid",
+    "kid-path-traversal",
+    "kid-sql-injection",
+    "kid-not-a-string",
+    "tampered-payload",
+    "tampered-header",
+    "stripped-signature",
+    "signature-from-other-rsa-key",
+    "es256-key-not-in-jwks",
+    "embedded-jwk-attacker-key",
+    "jku-elsewhere",
+    "x5u-elsewhere",
+    "unknown-crit",
+    "nested-jwt",
+    "duplicate-claims",
+    "weird-typ",
+    "garbage-base64",
+    "non-json-segments",
+    "payload-is-array",
+    "two-segments",
+    "four-segments",
+    "empty-segments",
+    "oversized",
+    "jwe-shaped",
+    "token-for-other-issuer-claiming-ours",
 ]
 
 
@@ -167,7 +220,16 @@ def test_corpus_covers_every_case(keys: Keys) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "Token abc.def.ghi", "Bearer a.b.c d.e.f", "Bearer\ta.b.c"],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic YWxpY2U6c2VjcmV0",
+        "Token abc.def.ghi",
+        "Bearer a.b.c d.e.f",
+        "Bearer\ta.b.c",
+    ],
 )
 async def test_bad_authorization_headers(verifier: JWTVerifier, header: str | None) -> None:
     """Missing header, wrong scheme, empty or doubled credentials: the same generic refusal."""

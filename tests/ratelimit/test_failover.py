@@ -1,0 +1,76 @@
+"""Redis dies and comes back: fail closed refuses fast, fail open limits in memory, both recover by themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from service.config import LimitRule, LimitsConfig
+from service.errors import RateLimiterUnavailable
+from service.metrics import Metrics
+from service.ratelimit import FailoverRateLimiter, build_limiter, checks_for
+from tests.support.redis_proc import RedisProcess
+
+LIMITS = {"subject": [LimitRule(rate=1000, burst=1000)], "redis_timeout": 0.2}
+
+
+@pytest.fixture
+def redis_proc() -> Iterator[RedisProcess]:
+    """A redis-server this test may kill and restart."""
+    proc = RedisProcess()
+    proc.start()
+    yield proc
+    proc.close()
+
+
+async def _recovers(limiter: FailoverRateLimiter, checks: list, within: float) -> float:  # type: ignore[type-arg]
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if await limiter.state() == "ok":
+            decision = await limiter.acquire(checks)
+            assert decision.allowed
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError("did not recover")
+
+
+async def test_fail_closed_refuses_fast_and_recovers(redis_proc: RedisProcess) -> None:
+    """Closed: Redis gone → RateLimiterUnavailable within the timeout; back → Redis decides again in < 5 s."""
+    metrics = Metrics()
+    limiter = build_limiter(LimitsConfig(fail_mode="closed", **LIMITS), redis_proc.url, metrics)  # type: ignore[arg-type]
+    assert isinstance(limiter, FailoverRateLimiter)
+    checks = checks_for(LimitsConfig(**LIMITS), "p", [], "alice", None)  # type: ignore[arg-type]
+    assert (await limiter.acquire(checks)).allowed
+    redis_proc.stop()
+    for _ in range(20):
+        started = time.monotonic()
+        with pytest.raises(RateLimiterUnavailable):
+            await limiter.acquire(checks)
+        assert time.monotonic() - started < 0.5
+    assert await limiter.state() == "unavailable"
+    redis_proc.start()
+    assert await _recovers(limiter, checks, within=5.0) < 5.0
+    await limiter.aclose()
+
+
+async def test_fail_open_limits_in_memory_and_shows_it(redis_proc: RedisProcess) -> None:
+    """Open: Redis gone → the in-memory limiter decides (still limiting) and the fallback gauge is 1."""
+    metrics = Metrics()
+    tight = {"subject": [LimitRule(rate=3, period=3600, burst=3)], "redis_timeout": 0.2}
+    limiter = build_limiter(LimitsConfig(fail_mode="open", **tight), redis_proc.url, metrics)  # type: ignore[arg-type]
+    assert isinstance(limiter, FailoverRateLimiter)
+    checks = checks_for(LimitsConfig(**tight), "p", [], "bob", None)  # type: ignore[arg-type]
+    redis_proc.stop()
+    decisions = [await limiter.acquire(checks) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    text = metrics.render().decode()
+    assert "livetoken_ratelimit_fallback_active 1.0" in text
+    assert "livetoken_ratelimit_fallback_decisions_total 5.0" in text
+    assert await limiter.state() == "fallback"
+    redis_proc.start()
+    await _recovers(limiter, checks, within=5.0)
+    assert "livetoken_ratelimit_fallback_active 0.0" in metrics.render().decode()
+    await limiter.aclose()
