@@ -100,7 +100,8 @@ def test_checks_and_headers_from_config() -> None:
     )
     checks = checks_for(limits, "voice", [LimitRule(rate=3)], "iss\x1f{evil}sub", "acme")
     assert [c.layer for c in checks] == ["subject", "profile", "tenant", "global"]
-    assert checks[0].key.startswith("{s:") and "evil" not in checks[0].key
+    assert checks[0].key.startswith("{s:")
+    assert "evil" not in checks[0].key
     assert checks[0].key.split("}")[0] == checks[1].key.split("}")[0]  # same slot for subject and profile
     assert checks_for(limits, "voice", [], "x", None)[-1].layer == "global"
 
@@ -125,7 +126,8 @@ async def test_redis_keys_have_ttls_and_hash_tags(redis_url: str) -> None:
     assert len(keys) == 3
     for key in keys:
         assert 0 < client.pttl(key) <= 60_000
-        assert b"{" in key and b"}" in key
+        assert b"{" in key
+        assert b"}" in key
     client.close()
 
 
