@@ -22,6 +22,12 @@ CHUNK_SECONDS = 0.04  # 40 ms of reply audio per frame, like the real service's 
 END_OF_TURN_SILENCE = 0.6  # seconds of silence after speech that end an audio turn
 
 
+def decode_b64(data: str) -> bytes:
+    """Google accepts standard and URL-safe base64, padded or not (the Python SDK sends URL-safe)."""
+    data = data.replace("-", "+").replace("_", "/")
+    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+
+
 class LiveSession:
     """State of one connection."""
 
@@ -75,7 +81,12 @@ class LiveSession:
                 except ValueError:
                     await self.close(1007, "Invalid JSON frame")
                     break
-                await self._on_frame(frame)
+                try:
+                    await self._on_frame(frame)
+                except Exception as exc:
+                    log.error("emulator_session_error", error_type=type(exc).__name__, error=str(exc)[:200])
+                    await self.close(1011, "Internal error encountered.")
+                    break
         finally:
             timers.cancel()
             if self.reply is not None:
@@ -127,7 +138,7 @@ class LiveSession:
     async def _on_realtime(self, realtime: dict[str, Any]) -> None:
         audio = realtime.get("audio") or realtime.get("media")
         if isinstance(audio, dict) and audio.get("data"):
-            pcm = base64.b64decode(audio["data"])
+            pcm = decode_b64(str(audio["data"]))
             loud = model.rms(pcm) >= model.SILENCE_RMS
             seconds = len(pcm) / 2 / model.INPUT_RATE
             if loud and self.reply is not None and not self.reply.done():

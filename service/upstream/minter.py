@@ -25,6 +25,15 @@ from service.metrics import Metrics
 from service.upstream.circuit import CircuitBreaker
 from service.upstream.constraints import build_constraints
 
+try:  # the SDK sends through httpx2 when it is installed (a fork with its own exception classes)
+    import httpx2
+
+    TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx2.TransportError)
+    TIMEOUT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
+except ImportError:  # pragma: no cover - depends on the SDK's optional dependency
+    TRANSPORT_ERRORS = (httpx.TransportError,)
+    TIMEOUT_ERRORS = (TimeoutError, httpx.TimeoutException)
+
 API_VERSION = "v1alpha"  # ephemeral tokens are documented for v1alpha only
 log = structlog.get_logger("livetoken.upstream")
 
@@ -141,13 +150,13 @@ class TokenMinter:
     def _classify(self, exc: Exception, started: float) -> str:
         """Name the failure for metrics and decide: 'rejected' (final) or a retryable kind."""
         elapsed = time.perf_counter() - started
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        if isinstance(exc, TIMEOUT_ERRORS):
             kind = "timeout"
         elif isinstance(exc, genai_errors.ClientError):
             kind = "429" if exc.code == 429 else "rejected"
         elif isinstance(exc, genai_errors.APIError):
             kind = "5xx"
-        elif isinstance(exc, httpx.TransportError | OSError | ssl.SSLError):
+        elif isinstance(exc, (*TRANSPORT_ERRORS, OSError, ssl.SSLError)):
             kind = "connection"
         else:
             kind = "unexpected"
