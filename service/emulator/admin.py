@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Any
 
@@ -73,7 +74,12 @@ class AdminController(Controller):
     async def stats(self, request: Request[Any, Any, State]) -> dict[str, Any]:
         """Counters."""
         state = _state(request)
-        return {"mint_count": state.mint_count, "tokens": len(state.tokens), "sessions": len(state.sessions)}
+        return {
+            "mint_count": state.mint_count,
+            "tokens": len(state.tokens),
+            "sessions": len(state.sessions),
+            "open_sessions": len(state.live),
+        }
 
     @get("/faults")
     async def get_faults(self, request: Request[Any, Any, State]) -> dict[str, Any]:
@@ -93,6 +99,21 @@ class AdminController(Controller):
         state = _state(request)
         state.faults = Faults()
         return state.faults.public()
+
+    @post("/goaway", status_code=200)
+    async def go_away(self, request: Request[Any, Any, State], data: dict[str, Any]) -> dict[str, Any]:
+        """Send goAway to every open Live session and close each after `time_left_seconds` (default 0.2)."""
+        state = _state(request)
+        try:
+            time_left = float(data.get("time_left_seconds", 0.2))
+        except (TypeError, ValueError):
+            raise ValidationException("time_left_seconds must be a number") from None
+        sessions = list(state.live)
+        for session in sessions:
+            task = asyncio.create_task(session.go_away(time_left))
+            state.background.add(task)
+            task.add_done_callback(state.background.discard)
+        return {"sessions": len(sessions)}
 
     @post("/reset", status_code=200)
     async def reset(self, request: Request[Any, Any, State]) -> dict[str, Any]:

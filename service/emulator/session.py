@@ -66,6 +66,7 @@ class LiveSession:
 
     async def run(self) -> None:
         """Drive the session until either side closes."""
+        self.state.live.add(self)
         await self.send({"setupComplete": {}})
         if self.resumable and self.token is not None:
             await self._resumption_update()
@@ -88,6 +89,7 @@ class LiveSession:
                     await self.close(1011, "Internal error encountered.")
                     break
         finally:
+            self.state.live.discard(self)
             timers.cancel()
             if self.reply is not None:
                 self.reply.cancel()
@@ -112,6 +114,12 @@ class LiveSession:
         await self.send({"goAway": {"timeLeft": f"{max(0, round(min(lead, limit)))}s"}})
         await asyncio.sleep(max(0.0, min(lead, limit)))
         await self.close(end_code, end_reason)
+
+    async def go_away(self, time_left: float) -> None:
+        """Fault injection: warn the client, then close the connection as the server does at its limit."""
+        await self.send({"goAway": {"timeLeft": f"{time_left:g}s"}})
+        await asyncio.sleep(time_left)
+        await self.close(1000, "Connection lifetime reached")
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         realtime = frame.get("realtime_input") or frame.get("realtimeInput")

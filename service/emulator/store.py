@@ -87,6 +87,8 @@ class EmulatorState:
         self.faults = Faults()
         self.mint_count = 0
         self.started = time.time()
+        self.live: set[Any] = set()  # LiveSession objects of open connections
+        self.background: set[Any] = set()  # tasks started by admin calls, kept referenced until done
 
     def new_token(self, **kwargs: Any) -> TokenRecord:
         """Mint and remember a token."""

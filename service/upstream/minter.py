@@ -9,6 +9,7 @@ import asyncio
 import random
 import ssl
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,6 +81,8 @@ class TokenMinter:
         upstream: UpstreamConfig,
         metrics: Metrics,
     ) -> None:
+        # The SDK flags token creation as experimental on every call; we pin the SDK and test it instead.
+        warnings.filterwarnings("ignore", category=genai_errors.ExperimentalWarning)
         self._client = genai.Client(api_key=api_key.reveal(), http_options=sdk_http_options(base_url, ca_file))
         self._profiles = profiles
         self._constraints = {name: build_constraints(p) for name, p in profiles.items()}

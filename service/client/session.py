@@ -1,0 +1,201 @@
+"""The Live conversation: send the input, play or save the reply, answer tools, resume on goAway or a drop.
+
+Interruption: reply audio is kept per turn and only committed (to --output) when the turn completes; when the
+server says `interrupted`, the unfinished turn's audio is dropped and speaker playback stops, which is what a
+listener would hear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+
+from service.client.audio import INPUT_RATE, OUTPUT_RATE, chunks, seconds_of, write_wav
+from service.client.devices import Speaker
+from service.client.report import Progress, Summary
+from service.client.tools import run_tool
+from service.upstream.minter import sdk_http_options
+
+RESUMABLE_CLOSE_CODES = {1000, 1001, 1006, 1011}
+MAX_RESUMPTIONS = 5
+
+
+@dataclass
+class LiveOptions:
+    """Everything one conversation needs."""
+
+    token: str
+    base_url: str
+    ca_file: str | None
+    model: str
+    config: dict[str, Any]
+    text: str | None = None
+    pcm: bytes | None = None
+    realtime: bool = True
+    output: Path | None = None
+    speaker: Speaker | None = None
+    check_single_use: bool = False
+
+
+@dataclass
+class _Turn:
+    audio: bytearray = field(default_factory=bytearray)
+    kept: bytearray = field(default_factory=bytearray)
+    complete: bool = False
+
+
+class LiveConversation:
+    """One token, one turn (resumed across connections if needed)."""
+
+    def __init__(self, opts: LiveOptions, summary: Summary, progress: Progress) -> None:
+        self.opts = opts
+        self.summary = summary
+        self.progress = progress
+        self.client = genai.Client(api_key=opts.token, http_options=sdk_http_options(opts.base_url, opts.ca_file))
+        self.handle: str | None = None
+        self.turn = _Turn()
+        self.sent_at: float | None = None
+
+    def _config(self) -> types.LiveConnectConfig:
+        # Mirror the locked config (the server enforces it anyway); add our resumption handle when resuming.
+        config = types.LiveConnectConfig.model_validate(self.opts.config)
+        if self.handle is not None:
+            config.session_resumption = types.SessionResumptionConfig(handle=self.handle)
+        return config
+
+    async def run(self) -> None:
+        """Talk until a turn completes, resuming with the newest handle when the server lets go of us."""
+        try:
+            while True:
+                try:
+                    if await self._connection():
+                        break
+                except errors.APIError as exc:
+                    if exc.code not in RESUMABLE_CLOSE_CODES or self.handle is None or self.turn.complete:
+                        raise
+                    self.progress.say(f"connection closed ({exc.code}); resuming the session")
+                if self.summary.resumptions >= MAX_RESUMPTIONS:
+                    raise RuntimeError("gave up after too many resumptions")
+                self.summary.resumptions += 1
+            if self.opts.output is not None:
+                write_wav(self.opts.output, bytes(self.turn.kept), OUTPUT_RATE)
+                self.progress.say(
+                    f"saved {seconds_of(len(self.turn.kept), OUTPUT_RATE):.2f}s of reply to {self.opts.output}"
+                )
+            if self.opts.check_single_use:
+                self.summary.second_connect_refused = await self._second_connect_refused()
+        finally:
+            await self.client.aio.aclose()
+
+    async def _connection(self) -> bool:
+        """One connection; True when the turn is complete (a close raises APIError instead)."""
+        async with self.client.aio.live.connect(model=self.opts.model, config=self._config()) as session:
+            self.progress.say("connected" + (" (resumed)" if self.handle else ""))
+            # A turn cut off by the server is lost with its connection: drop its partial reply and ask again.
+            self.turn.audio.clear()
+            sender = asyncio.create_task(self._send_input(session))
+            try:
+                while not self.turn.complete:
+                    await self._receive_turn(session)
+            finally:
+                if not sender.done():
+                    sender.cancel()
+        return True
+
+    async def _send_input(self, session: Any) -> None:
+        if self.opts.text is not None:
+            self.sent_at = time.monotonic()
+            await session.send_client_content(
+                turns=types.Content(role="user", parts=[types.Part(text=self.opts.text)]), turn_complete=True
+            )
+            self.progress.say(f"sent text ({len(self.opts.text)} characters)")
+            return
+        pcm = self.opts.pcm or b""
+        for piece in chunks(pcm):
+            await session.send_realtime_input(audio=types.Blob(data=piece, mime_type=f"audio/pcm;rate={INPUT_RATE}"))
+            self.summary.audio_seconds_sent += seconds_of(len(piece), INPUT_RATE)
+            if self.opts.realtime:
+                await asyncio.sleep(seconds_of(len(piece), INPUT_RATE))
+        self.sent_at = time.monotonic()
+        await session.send_realtime_input(audio_stream_end=True)
+        self.progress.say(f"sent {self.summary.audio_seconds_sent:.2f}s of audio")
+
+    async def _receive_turn(self, session: Any) -> None:
+        """Handle messages until turn_complete; a close raises APIError (run() resumes on the usual codes)."""
+        async for message in session.receive():
+            if message.session_resumption_update and message.session_resumption_update.new_handle:
+                self.handle = message.session_resumption_update.new_handle
+            if message.go_away:
+                left = message.go_away.time_left
+                self.progress.say(f"server sent goAway (time left {left}); resuming when it closes")
+            if message.tool_call:
+                await self._answer_tools(session, message.tool_call)
+            if message.server_content:
+                self._on_content(message.server_content)
+
+    def _first_byte(self) -> None:
+        if self.summary.time_to_first_byte_ms is None and self.sent_at is not None:
+            self.summary.time_to_first_byte_ms = round((time.monotonic() - self.sent_at) * 1000, 1)
+            self.progress.say(f"first reply byte after {self.summary.time_to_first_byte_ms:.0f} ms")
+
+    def _on_content(self, content: types.LiveServerContent) -> None:
+        if content.input_transcription and content.input_transcription.text:
+            self.summary.input_transcript += content.input_transcription.text
+            self.progress.transcript("you", content.input_transcription.text)
+        if content.model_turn:
+            for part in content.model_turn.parts or []:
+                if part.inline_data and part.inline_data.data:
+                    self._first_byte()
+                    self.turn.audio += part.inline_data.data
+                    self.summary.audio_bytes_received += len(part.inline_data.data)
+                    if self.opts.speaker is not None:
+                        self.opts.speaker.play(part.inline_data.data)
+                if part.text:
+                    self._first_byte()
+                    self.summary.text_received += part.text
+                    self.progress.stream("model", part.text)
+        if content.output_transcription and content.output_transcription.text:
+            self.summary.output_transcript += content.output_transcription.text
+            self.progress.transcript("model (transcript)", content.output_transcription.text)
+        if content.interrupted:
+            self.summary.interrupted += 1
+            self.progress.say(
+                f"interrupted: dropping {seconds_of(len(self.turn.audio), OUTPUT_RATE):.2f}s of unplayed reply"
+            )
+            self.turn.audio.clear()
+            if self.opts.speaker is not None:
+                self.opts.speaker.stop()
+        if content.turn_complete:
+            self.turn.kept += self.turn.audio
+            self.turn.audio.clear()
+            self.turn.complete = True
+            self.summary.turn_complete = True
+            self.summary.audio_seconds_received = round(seconds_of(len(self.turn.kept), OUTPUT_RATE), 3)
+            self.progress.say(f"turn complete: {self.summary.audio_seconds_received:.2f}s audio received")
+
+    async def _answer_tools(self, session: Any, call: types.LiveServerToolCall) -> None:
+        responses = []
+        for fc in call.function_calls or []:
+            result = run_tool(fc.name or "", fc.args)
+            self.summary.tool_calls.append({"name": fc.name, "args": fc.args or {}, "result": result})
+            self.progress.say(f"tool call {fc.name}({fc.args or {}}) -> {result}")
+            responses.append(types.FunctionResponse(id=fc.id, name=fc.name, response=result))
+        await session.send_tool_response(function_responses=responses)
+
+    async def _second_connect_refused(self) -> bool:
+        """Try a fresh session with the same token: a single-use token must be refused."""
+        try:
+            async with self.client.aio.live.connect(model=self.opts.model, config=types.LiveConnectConfig()) as s:
+                await s.send_client_content(turns=types.Content(role="user", parts=[types.Part(text="again")]))
+                async for _ in s.receive():
+                    pass
+        except errors.APIError as exc:
+            self.progress.say(f"second connect with the same token refused: {exc}")
+            return True
+        return False

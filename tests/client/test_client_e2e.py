@@ -1,0 +1,182 @@
+"""`livetoken client` end to end with real processes: emulator, `livetoken serve` with Redis, and the client."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import struct
+import subprocess
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.emulator import EmulatorProcess
+from tests.support.processes import ServiceProcess, livetoken_exe
+from tests.support.redis_proc import free_port
+from tests.support.service import make_jwt, service_env, write_config
+
+CALC_PROFILE = """
+[profiles.calc]
+model = "gemini-2.5-flash-native-audio-preview-12-2025"
+response_modalities = ["TEXT"]
+
+[[profiles.calc.tools]]
+name = "calculate"
+description = "Evaluate arithmetic."
+parameters = { type = "object", properties = { expression = { type = "string" } }, required = ["expression"] }
+"""
+
+
+def start_service(tmp: Path, emulator: Any, redis_url: str) -> tuple[ServiceProcess, str]:
+    """`livetoken serve` on a free port with the test config and the calc profile."""
+    config = write_config(tmp, 'subject = [{ rate = 1000, period = "1m", burst = 1000 }]', extra=CALC_PROFILE)
+    port = free_port()
+    proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_url))
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http(url + "/healthz")
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, emulator: Any, redis_server: Any) -> Iterator[str]:
+    """The service, as operators run it, for the whole module."""
+    proc, url = start_service(tmp_path_factory.mktemp("svc"), emulator, redis_server.url)
+    yield url
+    proc.stop()
+
+
+def client(service: str, *args: str, jwt: str | None = None, ca: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `livetoken client` and capture what a user sees."""
+    cmd = [livetoken_exe(), "client", "--service", service, "--jwt", jwt or make_jwt(sub="client-e2e"), *args]
+    if ca:
+        cmd += ["--ca-file", ca]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+
+
+def speech_wav(path: Path, seconds: float = 1.5) -> None:
+    """A spoken-like WAV: espeak-ng speech if installed, else a warbling 22.05 kHz stereo tone."""
+    if shutil.which("espeak-ng"):
+        subprocess.run(["espeak-ng", "-w", str(path), "Hello, what time is it?"], check=True)
+        return
+    rate = 22_050
+    frames = b"".join(
+        struct.pack("<hh", v, v)
+        for i in range(int(rate * seconds))
+        for v in [int(9000 * math.sin(2 * math.pi * (220 + 80 * math.sin(i / 2000)) * i / rate))]
+    )
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+
+
+def test_audio_turn_saves_a_24khz_reply_and_token_is_single_use(service: str, emulator: Any, tmp_path: Path) -> None:
+    """WAV in, reply WAV out (24 kHz mono, plausible length); --check passes; reusing the token is refused."""
+    wav_in, wav_out = tmp_path / "in.wav", tmp_path / "reply.wav"
+    speech_wav(wav_in)
+    res = client(
+        service,
+        "--profile",
+        "voice",
+        "--input",
+        str(wav_in),
+        "--fast",
+        "--output",
+        str(wav_out),
+        "--check",
+        "--check-single-use",
+        "--json",
+        ca=emulator.ca_file,
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    with wave.open(str(wav_out)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24_000, 1, 2)
+        seconds = w.getnframes() / 24_000
+    assert 0.5 <= seconds <= 4.0
+    assert abs(seconds - summary["audio_seconds_received"]) < 0.01
+    assert summary["turn_complete"] is True
+    assert summary["input_transcript"]
+    assert summary["output_transcript"].startswith("I heard")
+    assert summary["second_connect_refused"] is True
+    assert summary["token_fingerprint"].startswith("sha256:")
+    assert "auth_tokens/" not in res.stdout + res.stderr
+
+
+def test_text_turn_prints_the_answer(service: str, emulator: Any) -> None:
+    """--text on a TEXT profile prints the model's text and passes --check."""
+    res = client(service, "--profile", "text", "--text", "hello there", "--check", ca=emulator.ca_file)
+    assert res.returncode == 0, res.stderr
+    assert "model: You said: hello there" in res.stdout
+    assert "connected" in res.stderr
+
+
+def test_function_call_is_answered_by_the_client(service: str, emulator: Any) -> None:
+    """The model calls `calculate`; the client runs it, answers, and the reply uses the result."""
+    res = client(service, "--profile", "calc", "--text", "calculate 6*7", "--check", "--json", ca=emulator.ca_file)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["tool_calls"] == [{"name": "calculate", "args": {"expression": "6*7"}, "result": {"result": 42}}]
+    assert summary["text_received"] == 'calculate returned {"result": 42}.'
+
+
+@pytest.mark.parametrize(
+    ("args", "jwt", "needle"),
+    [
+        (["--profile", "voice"], "not-a-jwt", "HTTP 401"),
+        (["--profile", "nope"], None, "HTTP 404"),
+        (["--profile", "tools"], None, "HTTP 403"),
+    ],
+)
+def test_refusals_are_explained(service: str, args: list[str], jwt: str | None, needle: str) -> None:
+    """401/403/404 from the service: exit 3 and one line with the server's explanation."""
+    res = client(service, *args, "--text", "hi", jwt=jwt)
+    assert res.returncode == 3
+    assert needle in res.stderr
+
+
+def test_unreachable_service_is_explained() -> None:
+    """Nothing listening: exit 3 with a clear line, no traceback."""
+    res = client(f"http://127.0.0.1:{free_port()}", "--profile", "text", "--text", "hi")
+    assert res.returncode == 3
+    assert "cannot reach the token service" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_resumes_after_go_away(tmp_path: Path, redis_url: str) -> None:
+    """The server sends goAway and closes mid-turn; the client resumes with its handle and completes the turn."""
+    emu = EmulatorProcess(tmp_path, "--speed", "1")
+    emu.start()
+    proc, url = start_service(tmp_path, emu, redis_url)
+    try:
+        wav_in = tmp_path / "in.wav"
+        speech_wav(wav_in, seconds=1.5)
+
+        def go_away_soon() -> None:
+            deadline = time.monotonic() + 30
+            while emu.admin("GET", "/stats")["open_sessions"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # mid-turn: the client is still streaming its 1.5 s of audio
+            emu.admin("POST", "/goaway", json={"time_left_seconds": 0.1})
+
+        threading.Thread(target=go_away_soon, daemon=True).start()
+        res = client(
+            url, "--profile", "voice", "--input", str(wav_in), "--realtime", "--check", "--json", ca=emu.ca_file
+        )
+        sessions = emu.sessions()
+    finally:
+        proc.stop()
+        emu.stop()
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["resumptions"] == 1
+    assert summary["turn_complete"] is True
+    assert [s["resumed"] for s in sessions] == [False, True]
