@@ -19,16 +19,17 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         fh.write(data)
 
 
-def ensure_certificates(
-    directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
-) -> tuple[Path, Path, Path]:
-    """(ca_file, cert_file, key_file), creating them on first use; clients trust `ca_file` only."""
-    ca_file, cert_file, key_file = (
-        directory / "emulator-ca.pem",
-        directory / "emulator-cert.pem",
-        directory / "emulator-key.pem",
-    )
-    if ca_file.exists() and cert_file.exists() and key_file.exists():
+DEFAULT_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def ensure_certificates(directory: Path, extra_hosts: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """(ca_file, cert_file, key_file), made on first use (or when the host names change); clients trust the CA."""
+    ca_file, cert_file, key_file = (directory / f"emulator-{n}.pem" for n in ("ca", "cert", "key"))
+    hosts = (*DEFAULT_HOSTS, *extra_hosts)
+    hosts_file = directory / "emulator-cert-hosts"
+    wanted = ",".join(hosts)
+    existing = ca_file.exists() and cert_file.exists() and key_file.exists() and hosts_file.exists()
+    if existing and hosts_file.read_text() == wanted:
         return ca_file, cert_file, key_file
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -70,6 +71,7 @@ def ensure_certificates(
     pem = serialization.Encoding.PEM
     _write(ca_file, ca_cert.public_bytes(pem), 0o644)
     _write(cert_file, cert.public_bytes(pem) + ca_cert.public_bytes(pem), 0o644)
+    hosts_file.write_text(wanted)
     _write(
         key_file,
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),

@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="API key to accept (default $LIVETOKEN_EMULATOR_API_KEY, "
         "else one generated once and kept in the state dir)",
     )
+    parser.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="extra host name for the generated certificate, e.g. the compose service name",
+    )
     parser.add_argument("--cert", default=None, help="serve this certificate (PEM) instead of a generated one")
     parser.add_argument("--key", default=None, help="private key (PEM) for --cert")
     parser.add_argument(
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     )
     directory = Path(args.state_dir or os.environ.get("LIVETOKEN_STATE_DIR") or ".livetoken").absolute()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ca_file, cert_file, key_file = ensure_certificates(directory)
+    ca_file, cert_file, key_file = ensure_certificates(directory, tuple(args.san))
     if args.cert:
         if not args.key:
             print("livetoken emulator: --cert needs --key", file=sys.stderr)
