@@ -70,8 +70,8 @@ def dockerfile_stages() -> list[list[str]]:
     """Instructions per stage (continuation lines joined)."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
     stages: list[list[str]] = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.upper().startswith("FROM "):
