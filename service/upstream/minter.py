@@ -6,6 +6,7 @@ The same code path serves Google and the emulator: only the base URL, API key an
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import ssl
 import time
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import structlog
 from google import genai
+from google.genai import _common, types
+from google.genai import _tokens_converters as tokens_converters
 from google.genai import errors as genai_errors
-from google.genai import types
+from google.genai import tokens as genai_tokens
 
 from service.config import ProfileConfig, Secret, UpstreamConfig
 from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
@@ -29,10 +33,10 @@ from service.upstream.constraints import build_constraints
 try:  # the SDK sends through httpx2 when it is installed (a fork with its own exception classes)
     import httpx2
 
-    TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx2.TransportError)
+    TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx2.TransportError, aiohttp.ClientError)
     TIMEOUT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 except ImportError:  # pragma: no cover - depends on the SDK's optional dependency
-    TRANSPORT_ERRORS = (httpx.TransportError,)
+    TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError)
     TIMEOUT_ERRORS = (TimeoutError, httpx.TimeoutException)
 
 API_VERSION = "v1alpha"  # ephemeral tokens are documented for v1alpha only
@@ -65,7 +69,33 @@ def sdk_http_options(base_url: str | None, ca_file: str | None, timeout_ms: int 
         api_version=API_VERSION,
         async_client_args=args or None,
         timeout=timeout_ms,
+        # Retries are the caller's (the minter's are bounded, inside its deadline): without this the SDK's
+        # aiohttp path silently sleeps 1-10 s and retries a dropped connection.
+        retry_options=types.HttpRetryOptions(attempts=1),
     )
+
+
+def sdk_request_body(api_client: Any, config: types.CreateAuthTokenConfig) -> dict[str, Any]:
+    """The JSON body `client.aio.auth_tokens.create(config=config)` sends, built by the SDK's own converters.
+
+    TokenMinter calls this once per (profile, voice) at start-up and afterwards only swaps the two expiry
+    times: the converters cost ~1 ms of CPU per call, and a profile's constraints never change. A test
+    pins that the result equals what the public SDK call puts on the wire.
+    """
+    params = types.CreateAuthTokenParameters(config=config)
+    body = tokens_converters._CreateAuthTokenParameters_to_mldev(api_client, params)
+    for internal in ("config", "_url", "_query"):
+        body.pop(internal, None)
+    body = genai_tokens._convert_bidi_setup_to_token_setup(body, config)
+    return dict(_common.encode_unserializable_types(_common.convert_to_dict(body)))
+
+
+def _token_name(body: str | None) -> str:
+    try:
+        name = json.loads(body or "{}").get("name")
+    except (ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 class TokenMinter:
@@ -83,9 +113,32 @@ class TokenMinter:
     ) -> None:
         # The SDK flags token creation as experimental on every call; we pin the SDK and test it instead.
         warnings.filterwarnings("ignore", category=genai_errors.ExperimentalWarning)
-        self._client = genai.Client(api_key=api_key.reveal(), http_options=sdk_http_options(base_url, ca_file))
+        options = sdk_http_options(base_url, ca_file)
+        # Our own aiohttp session: the SDK's default one has trust_env=True, which costs a thread hop per
+        # request for proxy/netrc lookups; the service's egress is configured, not inherited from the shell.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            trust_env=False,
+        )
+        options.aiohttp_client = self._session
+        self._client = genai.Client(api_key=api_key.reveal(), http_options=options)
         self._profiles = profiles
         self._constraints = {name: build_constraints(p) for name, p in profiles.items()}
+        self._api = self._client.aio._api_client
+        now = datetime.now(UTC)
+        self._templates = {
+            (name, voice): sdk_request_body(
+                self._api,
+                types.CreateAuthTokenConfig(
+                    uses=profiles[name].uses,
+                    expire_time=now,
+                    new_session_expire_time=now,
+                    live_connect_constraints=constraints,
+                ),
+            )
+            for name, by_voice in self._constraints.items()
+            for voice, constraints in by_voice.items()
+        }
         self._cfg = upstream
         self._metrics = metrics
         self.circuit = CircuitBreaker(
@@ -104,6 +157,7 @@ class TokenMinter:
             raise UpstreamUnavailable(retry_after=self.circuit.retry_after() or 1.0)
         profile = self._profiles[profile_name]
         constraints = self._constraints[profile_name][voice]
+        template = self._templates[(profile_name, voice)]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cfg.deadline
         attempt = 0
@@ -111,19 +165,15 @@ class TokenMinter:
             now = datetime.now(UTC)
             expire = now + timedelta(seconds=profile.effective_session_ttl)
             new_session = now + timedelta(seconds=profile.new_session_ttl)
-            config = types.CreateAuthTokenConfig(
-                uses=profile.uses,
-                expire_time=expire,
-                new_session_expire_time=new_session,
-                live_connect_constraints=constraints,
-            )
+            # Timezone-aware datetimes serialised as the SDK does (isoformat), so Google sees an offset.
+            body = {**template, "expireTime": expire.isoformat(), "newSessionExpireTime": new_session.isoformat()}
             budget = min(self._cfg.attempt_timeout, deadline - loop.time())
             started = time.perf_counter()
             try:
                 if budget <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(budget):
-                    token = await self._client.aio.auth_tokens.create(config=config)
+                    response = await self._api.async_request("post", "auth_tokens", body, http_options=None)
             except Exception as exc:
                 kind = self._classify(exc, started)
                 if kind == "rejected":
@@ -142,7 +192,7 @@ class TokenMinter:
                 await asyncio.sleep(backoff)
                 continue
             self._metrics.upstream_latency.labels(outcome="ok").observe(time.perf_counter() - started)
-            name = token.name or ""
+            name = _token_name(response.body)
             if not name.startswith("auth_tokens/") or len(name) > 512:
                 self.circuit.release()
                 self._metrics.upstream_errors.labels(kind="malformed").inc()
@@ -171,3 +221,4 @@ class TokenMinter:
     async def aclose(self) -> None:
         """Close the SDK's HTTP client."""
         await self._client.aio.aclose()
+        await self._session.close()

@@ -1,0 +1,260 @@
+"""`make bench`: the service's CPU cost per answer next to a bare Litestar endpoint, latency under a slow
+upstream, memory, and cost growth with the number of subjects. Prints a table and writes JSON.
+
+Everything runs for real on this machine: redis-server, the emulator (own process), the service (own process,
+the same ASGI server as `make run`), the baseline app (own process), and this load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import redis
+
+from bench.loadgen import build_request, run_load
+from bench.procstat import cpu_seconds, open_fds, peak_rss_mb, rss_mb
+from service.config import LimitRule, LimitsConfig
+from service.ratelimit.redis import GCRA_SCRIPT
+from service.ratelimit.rules import checks_for
+from tests.support.emulator import EmulatorProcess
+from tests.support.redis_proc import RedisProcess, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-issuer-secret-0123456789-abcdefghijkl"
+ISSUER = "https://bench.test/"
+CONFIG = f"""
+[[issuers]]
+issuer = "{ISSUER}"
+audiences = ["livetoken"]
+algorithms = ["HS256"]
+hs256_secret_env = "BENCH_SECRET"
+
+[limits]
+subject = [{{ rate = 100000000, period = "1h", burst = 100000000 }}]
+
+[upstream]
+attempt_timeout = "2s"
+deadline = "3s"
+
+[profiles.voice]
+model = "gemini-2.5-flash-native-audio-preview-12-2025"
+response_modalities = ["AUDIO"]
+voice = "Puck"
+system_instruction = "Be brief."
+input_audio_transcription = true
+output_audio_transcription = true
+
+[profiles.limited]
+model = "gemini-2.5-flash-native-audio-preview-12-2025"
+response_modalities = ["TEXT"]
+limits = [{{ rate = 1, period = "1h", burst = 1 }}]
+"""
+
+
+def token_for(sub: str) -> str:
+    """A caller JWT from the bench issuer."""
+    now = int(time.time())
+    return jwt.encode({"iss": ISSUER, "aud": "livetoken", "sub": sub, "iat": now, "exp": now + 3600}, SECRET, "HS256")
+
+
+def post(path: str, port: int, token: str | None, body: bytes) -> bytes:
+    """Serialized POST with a JSON body."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return build_request("POST", path, f"127.0.0.1:{port}", headers, body)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until `url` answers."""
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited {proc.returncode}")
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def measure(pid: int, port: int, requests: list[bytes], total: int, concurrency: int) -> dict[str, Any]:
+    """Run the load and report the server's CPU per answered request, throughput and latency."""
+    before = cpu_seconds(pid)
+    result = await run_load(
+        "127.0.0.1", port, lambda i: requests[i % len(requests)], total=total, concurrency=concurrency
+    )
+    cpu = cpu_seconds(pid) - before
+    return {
+        "requests": result.count,
+        "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
+        "errors": result.errors,
+        "cpu_ms_per_request": round(cpu / max(1, result.count) * 1000, 4),
+        "throughput_rps": round(result.count / result.elapsed, 1),
+        "p50_ms": round(result.percentile(50) * 1000, 2),
+        "p99_ms": round(result.percentile(99) * 1000, 2),
+    }
+
+
+def prefill_subjects(redis_url: str, n: int) -> float:
+    """Create `n` active subject buckets exactly as the service would; returns Redis bytes per subject."""
+    client = redis.Redis.from_url(redis_url)
+    before = int(client.info("memory")["used_memory"])
+    gcra = client.register_script(GCRA_SCRIPT)
+    limits = LimitsConfig(subject=[LimitRule(rate=100_000_000, period=3600, burst=100_000_000)])  # type: ignore[arg-type]
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        c = checks_for(limits, "voice", [], f"{ISSUER}\x1fuser-{i}", None)[0]
+        gcra(keys=[f"livetoken:gcra:{c.key}"], args=[max(1, round(c.period / c.rate * 1e6)), c.burst], client=pipe)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    after = int(client.info("memory")["used_memory"])
+    client.close()
+    return (after - before) / n
+
+
+async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """All scenarios, in one run so the ratios hold."""
+    tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
+    redis_proc = RedisProcess()
+    redis_proc.start()
+    emulator = EmulatorProcess(tmp, "--speed", "0")
+    emulator.start()
+    config = tmp / "bench.toml"
+    config.write_text(CONFIG)
+    env = {
+        **os.environ,
+        "BENCH_SECRET": SECRET,
+        "LIVETOKEN_GEMINI_API_KEY": emulator.api_key,
+        "LIVETOKEN_GEMINI_BASE_URL": emulator.base_url,
+        "LIVETOKEN_GEMINI_CA_FILE": emulator.ca_file,
+        "LIVETOKEN_REDIS_URL": redis_proc.url,
+        "LIVETOKEN_LOG_LEVEL": "warning",
+        "LIVETOKEN_LOG_FORMAT": "json",
+    }
+    port, base_port = free_port(), free_port()
+    exe = str(Path(sys.executable).parent / "livetoken")
+    service = subprocess.Popen(
+        [exe, "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "service.log", "wb"),
+    )
+    baseline = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve_baseline", str(base_port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "server": "see service.server"}
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", service)
+        wait_http(f"http://127.0.0.1:{base_port}/echo", baseline)
+        n, c = args.requests, args.concurrency
+        say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+        echo = [post("/echo", base_port, None, b'{"profile":"voice"}')]
+        issue = [post("/v1/tokens", port, token_for(f"user-{i}"), b'{"profile":"voice"}') for i in range(1000)]
+        bad = token_for("mallory")[:-4] + "AAAA"
+        reject401 = [post("/v1/tokens", port, bad, b'{"profile":"voice"}')]
+        flood = token_for("flooder")
+        reject429 = [post("/v1/tokens", port, flood, b'{"profile":"limited"}')]
+        say("warming up ...")
+        await measure(baseline.pid, base_port, echo, 1000, c)
+        await measure(service.pid, port, issue, 500, c)
+        await measure(service.pid, port, reject401 + reject429, 500, c)
+        say(f"baseline: bare Litestar JSON POST x{n} ...")
+        out["baseline"] = await measure(baseline.pid, base_port, echo, n, c)
+        say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects, zero-latency upstream) ...")
+        out["issue"] = await measure(service.pid, port, issue, n // 2, c)
+        say(f"reject 401: bad JWT x{n} ...")
+        out["reject_401"] = await measure(service.pid, port, reject401, n, c)
+        say(f"reject 429: over limit x{n} ...")
+        out["reject_429"] = await measure(service.pid, port, reject429, n, c)
+        say("subjects: prefilling 100k active subjects in Redis ...")
+        out["redis_bytes_per_subject"] = round(prefill_subjects(redis_proc.url, 100_000), 1)
+        one = [post("/v1/tokens", port, token_for("user-0"), b'{"profile":"voice"}')]
+        many = [post("/v1/tokens", port, token_for(f"user-{i}"), b'{"profile":"voice"}') for i in range(0, 100_000, 97)]
+        out["growth_1_subject"] = await measure(service.pid, port, one, n // 2, c)
+        out["growth_100k_subjects"] = await measure(service.pid, port, many, n // 2, c)
+        say("latency: upstream +300 ms, 200 concurrent callers ...")
+        emulator.set_latency(300)
+        fds_before = open_fds(service.pid)
+        out["slow_upstream"] = await measure(service.pid, port, issue, args.slow_requests, 200)
+        out["slow_upstream"]["open_fds_before_after"] = [fds_before, open_fds(service.pid)]
+        emulator.clear_faults()
+        out["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
+        out["service_rss_mb"] = round(rss_mb(service.pid), 1)
+    finally:
+        service.terminate()
+        baseline.terminate()
+        service.wait(10)
+        baseline.wait(10)
+        emulator.stop()
+        redis_proc.close()
+    base = out["baseline"]["cpu_ms_per_request"]
+    for key in ("issue", "reject_401", "reject_429", "growth_1_subject", "growth_100k_subjects"):
+        out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
+    return out
+
+
+def report(out: dict[str, Any]) -> None:
+    """The table a human reads."""
+    rows = [
+        ("bare Litestar JSON POST", "baseline"),
+        ("issued token", "issue"),
+        ("rejected: bad JWT (401)", "reject_401"),
+        ("rejected: over limit (429)", "reject_429"),
+        ("issued, 1 subject", "growth_1_subject"),
+        ("issued, 100k subjects in Redis", "growth_100k_subjects"),
+    ]
+    print(f"\n{'scenario':34} {'CPU ms/req':>10} {'x base':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
+    for label, key in rows:
+        r = out[key]
+        ratio = r.get("ratio_to_baseline", 1.0)
+        print(
+            f"{label:34} {r['cpu_ms_per_request']:>10.3f} {ratio:>7.2f} {r['throughput_rps']:>8.0f} "
+            f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}  {r['statuses']}"
+        )
+    s = out["slow_upstream"]
+    print(
+        f"\nupstream +300 ms, 200 concurrent: {s['throughput_rps']:.0f} req/s, p50 {s['p50_ms']:.0f} ms, "
+        f"p99 {s['p99_ms']:.0f} ms, statuses {s['statuses']}, errors {s['errors']}, fds {s['open_fds_before_after']}"
+    )
+    print(
+        f"service peak RSS {out['service_peak_rss_mb']} MB; Redis memory per active subject "
+        f"{out['redis_bytes_per_subject']} bytes"
+    )
+
+
+def main() -> None:
+    """Entry point for `python -m bench`."""
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--requests", type=int, default=6000, help="requests per CPU scenario")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections for CPU scenarios")
+    parser.add_argument("--slow-requests", type=int, default=2000, help="requests in the slow-upstream scenario")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    out = asyncio.run(run_bench(args))
+    out["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{out['when'].replace(':', '')}.json"
+    path.write_text(json.dumps(out, indent=2))
+    (args.out / "latest.json").write_text(json.dumps(out, indent=2))
+    report(out)
+    print(f"\nfigures written to {path}")
+
+
+if __name__ == "__main__":
+    main()
