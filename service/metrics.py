@@ -6,6 +6,8 @@ Never a subject, tenant, token or key.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -16,6 +18,8 @@ class Metrics:
 
     def __init__(self, version: str = "0") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
         r = self.registry
         self.build_info = Info("livetoken_build", "Build information.", registry=r)
         self.build_info.info({"version": version})
@@ -89,6 +93,18 @@ class Metrics:
             ["check"],
             registry=r,
         )
+
+    def count_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered request; labelled children are cached (labels() costs more than inc())."""
+        key = (route, method, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(route=route, method=method, status=str(status))
+        counter.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self._latency_children[route] = self.request_latency.labels(route=route)
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

@@ -58,6 +58,5 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             metrics.in_flight.dec()
-            metrics.requests.labels(route=route, method=http_scope["method"], status=str(status)).inc()
-            metrics.request_latency.labels(route=route).observe(time.perf_counter() - started)
+            metrics.count_request(route, http_scope["method"], status, time.perf_counter() - started)
             structlog.contextvars.clear_contextvars()

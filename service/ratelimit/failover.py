@@ -30,6 +30,7 @@ class FailoverRateLimiter:
         fail_mode: Literal["closed", "open"],
         metrics: Metrics,
         backoff: float = 0.5,
+        failure_threshold: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.primary = primary
@@ -41,8 +42,13 @@ class FailoverRateLimiter:
         self._clock = clock
         self._down_until = 0.0
         self._down = False
+        self._failures = 0
+        self._threshold = failure_threshold
 
     def _mark_down(self) -> None:
+        self._failures += 1
+        if self._failures < self._threshold:
+            return  # one slow or failed call is not an outage; only this request follows the fail mode
         self._down_until = self._clock() + self._backoff
         if not self._down:
             self._down = True
@@ -51,6 +57,7 @@ class FailoverRateLimiter:
                 self._metrics.ratelimit_fallback.set(1)
 
     def _mark_up(self) -> None:
+        self._failures = 0
         if self._down:
             self._down = False
             log.info("ratelimit_store_recovered")
@@ -76,7 +83,7 @@ class FailoverRateLimiter:
 
     async def refund(self, checks: Sequence[LimitCheck]) -> None:
         """Refund where the request was charged."""
-        if self._down:
+        if self._down and self._fail_mode == "open":
             self._fallback.give_back(checks)
         else:
             await self.primary.refund(checks)
@@ -86,6 +93,7 @@ class FailoverRateLimiter:
         if await self.primary.ping():
             self._mark_up()
             return "ok"
+        self._failures = max(self._failures, self._threshold - 1)  # a failed health probe is decisive
         self._mark_down()
         return "fallback" if self._fail_mode == "open" else "unavailable"
 
