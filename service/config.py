@@ -117,6 +117,7 @@ class LimitsConfig(_Strict, frozen=True):
     global_: list[LimitRule] = msgspec.field(default_factory=list, name="global")
     fail_mode: Literal["closed", "open"] = "closed"
     redis_timeout: Duration = Duration(0.25)
+    redis_cluster: bool = False
     key_prefix: str = "livetoken"
 
 

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from service.errors import IdempotencyInProgress, IdempotencyKeyReused
@@ -119,7 +120,7 @@ return redis.call('GET', KEYS[1])
 class RedisIdempotencyStore:
     """Shared store: every replica sees the same claims and answers."""
 
-    def __init__(self, client: aioredis.Redis, timeout: float) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
         self._begin = client.register_script(_BEGIN)

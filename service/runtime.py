@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
 
 from service.api.schemas import Readiness
 from service.auth import JWTVerifier
@@ -75,15 +76,19 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
         await verifier.start()
         redis_url = settings.env.redis_url.reveal() if settings.env.redis_url else None
-        limiter = build_limiter(settings.file.limits, redis_url, metrics)
+        limits = settings.file.limits
+        limiter = build_limiter(limits, redis_url, metrics, cluster=limits.redis_cluster)
         stack.push_async_callback(limiter.aclose)
         idempotency: IdempotencyStore
         if redis_url is None:
             idempotency = MemoryIdempotencyStore()
         else:
             timeout = float(settings.file.limits.redis_timeout)
-            client = aioredis.Redis.from_url(
-                redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
+            opts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+            client: aioredis.Redis | RedisCluster = (
+                RedisCluster.from_url(redis_url, **opts)
+                if limits.redis_cluster
+                else aioredis.Redis.from_url(redis_url, health_check_interval=0, **opts)
             )
             stack.push_async_callback(client.aclose)
             idempotency = RedisIdempotencyStore(client, timeout)

@@ -43,6 +43,8 @@ class RedisRateLimiter:
         self._prefix = prefix + ":gcra:"
         self._metrics = metrics
         self._latency = metrics.ratelimit_latency.labels(backend="redis")
+        self._ready = not self._cluster
+        self._init_lock = asyncio.Lock()
         self._gcra = client.register_script(GCRA_SCRIPT)
         self._refund = client.register_script(REFUND_SCRIPT)
 
@@ -67,6 +69,13 @@ class RedisRateLimiter:
             groups[_tag(c.key)].append(i)
         return list(groups.values())
 
+    async def _ensure_ready(self) -> None:
+        # redis-py's cluster client races when a burst of first commands all try to discover the slots map.
+        async with self._init_lock:
+            if not self._ready:
+                await self._client.initialize()  # only RedisCluster gets here
+                self._ready = True
+
     async def _run_gcra(self, checks: Sequence[LimitCheck], idx: list[int]) -> list[int]:
         keys = [self._prefix + checks[i].key for i in idx]
         args: list[int] = []
@@ -81,6 +90,8 @@ class RedisRateLimiter:
         groups = self._groups(checks)
         try:
             async with asyncio.timeout(self._timeout):
+                if not self._ready:
+                    await self._ensure_ready()
                 if len(groups) == 1:
                     replies = [await self._run_gcra(checks, groups[0])]
                 else:

@@ -35,6 +35,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port P <= 55535 whose cluster bus port P + 10000 is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)  # noqa: S311 - picking a port, not a secret
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisProcess:
     """Start, stop and restart one redis-server; `url` stays the same across restarts."""
 
