@@ -38,7 +38,7 @@ bench: $(STAMP) redis-server
 	$(PY) -m bench
 
 soak: $(STAMP) redis-server
-	$(PY) -m pytest -m soak -p no:randomly tests/test_soak.py
+	$(PY) -m pytest -m soak -s tests/test_soak.py
 
 openapi: $(STAMP)
 	$(VENV)/bin/livetoken openapi > openapi.yaml
