@@ -62,8 +62,12 @@ def problem_response(request: Request[Any, Any, Any], err: errors.LivetokenError
 
 
 def _handle_livetoken(request: Request[Any, Any, Any], exc: errors.LivetokenError) -> Response[Any]:
+    # 401 and 429 are what a flood looks like: they are counted in metrics and logged at debug only, so an
+    # attacker cannot turn cheap requests into expensive log lines.
     if isinstance(exc, errors.InvalidToken):
-        log.info("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
+        log.debug("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
+    elif isinstance(exc, errors.RateLimited):
+        log.debug("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
     else:
         log.info("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
     return problem_response(request, exc)

@@ -117,8 +117,9 @@ async def test_no_secret_reaches_logs_metrics_or_problem_bodies(
         ]:
             resp = await client.post("/v1/tokens", json=payload, headers=headers)
             seen.append(resp.text)
-        emulator.fail_next(400)
-        seen.append((await client.post("/v1/tokens", json={"profile": "text"}, headers=auth(sub="x2"))).text)
+        for fault in ([400], [503, 503, 503], [429, 429, 429], ["drop", "drop", "drop"]):
+            emulator.fail_next(*fault)
+            seen.append((await client.post("/v1/tokens", json={"profile": "text"}, headers=auth(sub="x2"))).text)
         seen.append((await client.get("/metrics")).text)
         seen.append((await client.get("/readyz")).text)
     structlog.reset_defaults()
