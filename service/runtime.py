@@ -19,6 +19,7 @@ from service.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisI
 from service.issuing import TokenIssuer
 from service.metrics import Metrics
 from service.ratelimit import FailoverRateLimiter, RateLimiter, build_limiter
+from service.ratelimit.redis import blocking_pool
 from service.upstream.minter import TokenMinter
 
 log = structlog.get_logger("livetoken")
@@ -88,7 +89,7 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
             client: aioredis.Redis | RedisCluster = (
                 RedisCluster.from_url(redis_url, **opts)
                 if limits.redis_cluster
-                else aioredis.Redis.from_url(redis_url, health_check_interval=0, **opts)
+                else aioredis.Redis.from_pool(blocking_pool(redis_url, timeout))
             )
             stack.push_async_callback(client.aclose)
             idempotency = RedisIdempotencyStore(client, timeout)

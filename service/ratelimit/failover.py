@@ -45,14 +45,14 @@ class FailoverRateLimiter:
         self._failures = 0
         self._threshold = failure_threshold
 
-    def _mark_down(self) -> None:
+    def _mark_down(self, reason: str = "unreachable") -> None:
         self._failures += 1
         if self._failures < self._threshold:
             return  # one slow or failed call is not an outage; only this request follows the fail mode
         self._down_until = self._clock() + self._backoff
         if not self._down:
             self._down = True
-            log.warning("ratelimit_store_down", fail_mode=self._fail_mode)
+            log.warning("ratelimit_store_down", fail_mode=self._fail_mode, error_type=reason)
             if self._fail_mode == "open":
                 self._metrics.ratelimit_fallback.set(1)
 
@@ -75,8 +75,8 @@ class FailoverRateLimiter:
             return self._fallback_decision(checks)
         try:
             decision = await self.primary.acquire(checks)
-        except LimiterUnavailableError:
-            self._mark_down()
+        except LimiterUnavailableError as exc:
+            self._mark_down(str(exc))
             return self._fallback_decision(checks)
         self._mark_up()
         return decision

@@ -27,6 +27,22 @@ REFUND_SCRIPT = (_LUA / "refund.lua").read_text()
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
+def blocking_pool(url: str, timeout: float, size: int = 64) -> aioredis.BlockingConnectionPool:
+    """A bounded pool where a burst waits (up to `timeout`) for a free connection instead of failing.
+
+    With hundreds of requests in flight, redis-py's default pool raised MaxConnectionsError and every
+    one of those requests became a 503; 64 connections keep one event loop's Redis traffic flowing.
+    """
+    return aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=size,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=0,
+    )
+
+
 def _tag(key: str) -> str:
     return key[key.index("{") + 1 : key.index("}")]
 
@@ -58,7 +74,7 @@ class RedisRateLimiter:
         if cluster:
             client = RedisCluster.from_url(url, **opts)
         else:
-            client = aioredis.Redis.from_url(url, health_check_interval=0, **opts)
+            client = aioredis.Redis.from_pool(blocking_pool(url, timeout))
         return cls(client, timeout=timeout, prefix=prefix, metrics=metrics)
 
     def _groups(self, checks: Sequence[LimitCheck]) -> list[list[int]]:
