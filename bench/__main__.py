@@ -109,15 +109,17 @@ async def measure(pid: int, port: int, requests: list[bytes], total: int, concur
 
 
 def prefill_subjects(redis_url: str, n: int) -> float:
-    """Create `n` active subject buckets exactly as the service would; returns Redis bytes per subject."""
+    """Create `n` active subject buckets as the service would (10/min, burst 5 per subject: keys live ~12 s);
+    returns Redis bytes per active subject."""
     client = redis.Redis.from_url(redis_url)
     before = int(client.info("memory")["used_memory"])
     gcra = client.register_script(GCRA_SCRIPT)
-    limits = LimitsConfig(subject=[LimitRule(rate=100_000_000, period=3600, burst=100_000_000)])  # type: ignore[arg-type]
+    limits = LimitsConfig(subject=[LimitRule(rate=10, period=60, burst=5)])  # type: ignore[arg-type]
     pipe = client.pipeline(transaction=False)
     for i in range(n):
         c = checks_for(limits, "voice", [], f"{ISSUER}\x1fuser-{i}", None)[0]
-        gcra(keys=[f"livetoken:gcra:{c.key}"], args=[max(1, round(c.period / c.rate * 1e6)), c.burst], client=pipe)
+        for _ in range(2):  # two requests each: the bucket's TTL is then two emission intervals (12 s)
+            gcra(keys=[f"livetoken:gcra:{c.key}"], args=[max(1, round(c.period / c.rate * 1e6)), c.burst], client=pipe)
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
