@@ -15,7 +15,8 @@ from google.genai import errors, types
 
 from service.upstream.minter import TRANSPORT_ERRORS, sdk_http_options
 
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "google-genai-3.6.1"
+# Copies of shared/reference/google-genai-3.6.1 (captures of the real SDK), so a bare clone can run the tests.
+CAPTURES = Path(__file__).resolve().parent / "captures"
 
 
 _OPEN: list[genai.Client] = []
