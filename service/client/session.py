@@ -177,7 +177,10 @@ class LiveConversation:
             self.turn.complete = True
             self.summary.turn_complete = True
             self.summary.audio_seconds_received = round(seconds_of(len(self.turn.kept), OUTPUT_RATE), 3)
-            self.progress.say(f"turn complete: {self.summary.audio_seconds_received:.2f}s audio received")
+            if self.summary.modality == "TEXT":
+                self.progress.say(f"turn complete: {len(self.summary.text_received)} characters of text received")
+            else:
+                self.progress.say(f"turn complete: {self.summary.audio_seconds_received:.2f}s audio received")
 
     async def _answer_tools(self, session: Any, call: types.LiveServerToolCall) -> None:
         responses = []
