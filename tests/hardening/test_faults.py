@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, serving
 from tests.support.redis_proc import free_port
 from tests.support.service import auth, build_settings, make_jwt, running_app, service_env, write_config
 
@@ -65,15 +65,8 @@ async def test_slow_upstream_does_not_delay_an_unrelated_rejection(
     tmp_path: Path, emulator: Any, redis_url: str
 ) -> None:
     """While a mint waits on a 1.5 s upstream, a bad-JWT request is answered first (nothing blocks the loop)."""
-    port = free_port()
-    proc = ServiceProcess(
-        ["serve", "--config", str(write_config(tmp_path)), "--port", str(port)], service_env(emulator, redis_url)
-    )
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
     order: list[str] = []
-    try:
-        proc.wait_http(url + "/healthz")
+    with serving(write_config(tmp_path), service_env(emulator, redis_url)) as (_proc, url):
         emulator.set_latency(1500)
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
 
@@ -87,9 +80,6 @@ async def test_slow_upstream_does_not_delay_an_unrelated_rejection(
                 order.append(f"reject-{resp.status_code}")
 
             await asyncio.gather(slow(), reject())
-    finally:
-        emulator.clear_faults()
-        proc.stop()
     assert order == ["reject-401", "mint-201"]
 
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,22 @@ LIVETOKEN = [sys.executable, "-m", "service.cli"]
 def livetoken_exe() -> str:
     """The installed `livetoken` script next to the test interpreter."""
     return str(Path(sys.executable).parent / "livetoken")
+
+
+@contextmanager
+def serving(config: Path, env: Mapping[str, str]) -> Iterator[tuple[ServiceProcess, str]]:
+    """`livetoken serve --config CONFIG` on a free port; yields the process and its base URL, stops it after."""
+    from tests.support.redis_proc import free_port
+
+    port = free_port()
+    proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], env)
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_http(url + "/healthz")
+        yield proc, url
+    finally:
+        proc.stop()
 
 
 class ServiceProcess:
