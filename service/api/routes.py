@@ -15,8 +15,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
 
 from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation, TokenOperation
+from service.api.problems import handle_livetoken
 from service.api.schemas import Health, ProfileList, Readiness, TokenRequest, TokenResponse
-from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from service.errors import LivetokenError, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from service.runtime import Runtime
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -90,6 +91,13 @@ class TokenController(Controller):
         ] = None,
     ) -> Response[TokenResponse]:
         """Issue one token for the verified caller."""
+        try:
+            return await self._issue(request, idempotency_key)
+        except LivetokenError as err:
+            # Rendered here rather than re-raised: the framework's exception path costs more than the refusal.
+            return handle_livetoken(request, err)
+
+    async def _issue(self, request: Request[Any, Any, State], idempotency_key: str | None) -> Response[TokenResponse]:
         rt: Runtime = request.app.state.runtime
         if rt.draining:
             rt.refuse_while_draining()
