@@ -20,8 +20,9 @@ from google.genai import errors
 from service.client.audio import AudioFormatError, read_wav_pcm16
 from service.client.devices import DeviceUnavailableError, Speaker, record
 from service.client.fetch import FetchError, fetch_token
-from service.client.report import Progress, Summary, fingerprint
+from service.client.report import Progress, Summary
 from service.client.session import LiveConversation, LiveOptions
+from service.logging import fingerprint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-
-def fingerprint(secret: str) -> str:
-    """Non-reversible short name of the token (the token itself is never printed)."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import secrets
 import time
 from collections import deque
@@ -11,10 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.logging import fingerprint
 
-def fingerprint(secret: str) -> str:
-    """Short non-reversible name for a token or key (what the emulator logs)."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+__all__ = ["EmulatorState", "Faults", "TokenRecord", "fingerprint"]
 
 
 @dataclass
