@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         configure_logging(settings.env.log_format, settings.env.log_level)
         host = args.host or settings.file.server.host
         port = args.port if args.port is not None else settings.file.server.port
+        problem = _port_problem(host, port)
+        if problem is not None:
+            print(f"livetoken: cannot listen on {host}:{port}: {problem} (choose another with --port)", file=sys.stderr)
+            return 1
         if settings.dev_mode:
             _print_dev_banner(host, port, settings)
         return run_server(settings, host, port)
@@ -49,6 +54,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if child is not None:
             child.terminate()
             child.wait(timeout=10)
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why (host, port) cannot be bound right now, checked before printing how to call it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _print_dev_banner(host: str, port: int, settings: Settings) -> None:
