@@ -144,7 +144,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "LIVETOKEN_GEMINI_BASE_URL": emulator.base_url,
         "LIVETOKEN_GEMINI_CA_FILE": emulator.ca_file,
         "LIVETOKEN_REDIS_URL": redis_proc.url,
-        "LIVETOKEN_LOG_LEVEL": "warning",
+        "LIVETOKEN_LOG_LEVEL": "info",  # the default: every issued token writes its audit line
         "LIVETOKEN_LOG_FORMAT": "json",
     }
     port, base_port = free_port(), free_port()

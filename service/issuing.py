@@ -142,7 +142,7 @@ class TokenIssuer:
             if not decision.allowed:
                 for state in decision.states:
                     if state.retry_after > 0:
-                        self._metrics.rate_limited.labels(layer=state.check.layer).inc()
+                        self._metrics.inc(self._metrics.rate_limited, state.check.layer)
                 raise RateLimited(retry_after=decision.retry_after, headers=headers)
             try:
                 token = await self._minter.mint(req.profile, voice)
@@ -180,7 +180,7 @@ class TokenIssuer:
             except IdempotencyStoreUnavailableError:
                 # The token is minted and the caller is waiting: answer, and let a retry mint anew.
                 log.warning("idempotency_store_failed", outcome="issued_unrecorded")
-        self._metrics.tokens_issued.labels(profile=req.profile).inc()
+        self._metrics.inc(self._metrics.tokens_issued, req.profile)
         log.info(
             "token_issued",
             outcome="issued",

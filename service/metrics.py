@@ -20,6 +20,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
+        self._children: dict[tuple[Counter, str], Any] = {}
         r = self.registry
         self.build_info = Info("livetoken_build", "Build information.", registry=r)
         self.build_info.info({"version": version})
@@ -105,6 +106,17 @@ class Metrics:
         if latency is None:
             latency = self._latency_children[route] = self.request_latency.labels(route=route)
         latency.observe(seconds)
+
+    def inc(self, counter: Counter, label: str) -> None:
+        """`counter.labels(label).inc()` for a one-label counter on a hot path, with the child cached.
+
+        Label values are bounded by design (slugs, layers, profiles, checks), so the cache is too.
+        """
+        key = (counter, label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(label)
+        child.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

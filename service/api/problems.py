@@ -48,7 +48,7 @@ def _from_litestar(exc: HTTPException) -> errors.LivetokenError:
 def problem_response(request: Request[Any, Any, Any], err: errors.LivetokenError) -> Response[Any]:
     """Render `err` as problem+json and count it as a rejection."""
     metrics: Metrics = request.app.state.metrics
-    metrics.rejections.labels(reason=err.slug).inc()
+    metrics.inc(metrics.rejections, err.slug)
     request_id = request.scope.get("state", {}).get("request_id")
     body: dict[str, Any] = {"status": err.status, "type": err.type_uri, "title": err.title, "detail": err.detail}
     if request_id:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.algorithms import HMACAlgorithm
 
 from service.auth.identity import CallerIdentity
 from service.auth.jwks import JWKSCache
@@ -27,6 +28,44 @@ from service.metrics import Metrics
 MAX_TOKEN_BYTES = 8192
 MAX_CLAIM_CHARS = 256
 _ACCEPTED_TYP = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
+
+
+class _PreparedHMAC(HMACAlgorithm):
+    """HMAC that vets each configured secret once, not per token.
+
+    PyJWT's `prepare_key` sniffs the secret for PEM, SSH, DER and JWK shapes (two failed DER parses and a JSON
+    parse: a third of an HS256 verification) on every call. Keys come only from configuration, so the result
+    is kept per key; a secret that fails the vetting is never kept and fails every time.
+    """
+
+    def __init__(self, hash_alg: Any) -> None:
+        super().__init__(hash_alg)
+        self._prepared: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = super().prepare_key(key)
+            if len(self._prepared) < 64:
+                self._prepared[key] = prepared
+        return prepared
+
+
+def _pyjwt() -> jwt.PyJWT:
+    """A PyJWT of our own (the module-level one stays untouched) with key-vetting done once per HS secret."""
+    decoder = jwt.PyJWT()
+    jws = decoder._jws
+    for name, hash_alg in (
+        ("HS256", HMACAlgorithm.SHA256),
+        ("HS384", HMACAlgorithm.SHA384),
+        ("HS512", HMACAlgorithm.SHA512),
+    ):
+        jws.unregister_algorithm(name)
+        jws.register_algorithm(name, _PreparedHMAC(hash_alg))
+    return decoder
+
+
+_JWT = _pyjwt()
 
 
 class _Reject(Exception):
@@ -127,7 +166,7 @@ class JWTVerifier:
         try:
             return await self._verify(authorization)
         except _Reject as exc:
-            self._metrics.jwt_rejections.labels(check=exc.reason).inc()
+            self._metrics.inc(self._metrics.jwt_rejections, exc.reason)
             raise InvalidToken(exc.reason) from None
 
     async def _verify(self, authorization: str | None) -> CallerIdentity:
@@ -176,7 +215,7 @@ class JWTVerifier:
         if (alg in HS_ALGORITHMS) != isinstance(key, bytes):
             raise _Reject("algorithm")  # belt and braces against algorithm/key confusion
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims: dict[str, Any] = _JWT.decode(
                 token,
                 key,
                 algorithms=[alg],

@@ -23,6 +23,7 @@ from google.genai import _common, types
 from google.genai import _tokens_converters as tokens_converters
 from google.genai import errors as genai_errors
 from google.genai import tokens as genai_tokens
+from google.genai._api_client import HttpRequest
 
 from service.config import ProfileConfig, Secret, UpstreamConfig
 from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
@@ -90,6 +91,17 @@ def sdk_request_body(api_client: Any, config: types.CreateAuthTokenConfig) -> di
     return dict(_common.encode_unserializable_types(_common.convert_to_dict(body)))
 
 
+def sdk_http_request(api_client: Any) -> HttpRequest:
+    """The SDK's own request for `auth_tokens.create` (URL, API-key and client headers, timeout), built once.
+
+    `client.aio.auth_tokens.create` builds this on every call, then runs it through a tenacity retry loop and
+    re-encodes the body; the minter reuses the SDK-built URL and headers, encodes the body as the SDK does, and
+    keeps retries to itself (`_async_request_once` is what the SDK's loop calls). A test pins that the request
+    Google receives is the public call's: the same path, headers and body.
+    """
+    return api_client._build_request("post", "auth_tokens", {}, None)  # type: ignore[no-any-return]
+
+
 def _token_name(body: str | None) -> str:
     try:
         name = json.loads(body or "{}").get("name")
@@ -139,8 +151,10 @@ class TokenMinter:
             for name, by_voice in self._constraints.items()
             for voice, constraints in by_voice.items()
         }
+        self._request = sdk_http_request(self._api)
         self._cfg = upstream
         self._metrics = metrics
+        self._latency_ok = metrics.upstream_latency.labels(outcome="ok")
         self.circuit = CircuitBreaker(
             upstream.circuit_failure_threshold,
             upstream.circuit_reset_after,
@@ -167,13 +181,20 @@ class TokenMinter:
             new_session = now + timedelta(seconds=profile.new_session_ttl)
             # Timezone-aware datetimes serialised as the SDK does (isoformat), so Google sees an offset.
             body = {**template, "expireTime": expire.isoformat(), "newSessionExpireTime": new_session.isoformat()}
+            request = HttpRequest(
+                method=self._request.method,
+                url=self._request.url,
+                headers=dict(self._request.headers),
+                data=json.dumps(body).encode(),  # as the SDK encodes it: the same bytes on the wire
+                timeout=self._request.timeout,
+            )
             budget = min(self._cfg.attempt_timeout, deadline - loop.time())
             started = time.perf_counter()
             try:
                 if budget <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(budget):
-                    response = await self._api.async_request("post", "auth_tokens", body, http_options=None)
+                    response = await self._api._async_request_once(request, False, implicit_retry=False)
             except Exception as exc:
                 kind = self._classify(exc, started)
                 if kind == "rejected":
@@ -191,8 +212,8 @@ class TokenMinter:
                 self._metrics.upstream_retries.inc()
                 await asyncio.sleep(backoff)
                 continue
-            self._metrics.upstream_latency.labels(outcome="ok").observe(time.perf_counter() - started)
-            name = _token_name(response.body)
+            self._latency_ok.observe(time.perf_counter() - started)
+            name = _token_name(response.response_stream[0] if response.response_stream else None)
             if not name.startswith("auth_tokens/") or len(name) > 512:
                 self.circuit.release()
                 self._metrics.upstream_errors.labels(kind="malformed").inc()
