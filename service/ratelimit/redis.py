@@ -16,10 +16,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from service.metrics import Metrics
 from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, LimitState
+from service.ratelimit.connections import LeanConnections
 
 _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
@@ -63,6 +64,8 @@ class RedisRateLimiter:
         self._init_lock = asyncio.Lock()
         self._gcra = client.register_script(GCRA_SCRIPT)
         self._refund = client.register_script(REFUND_SCRIPT)
+        # A single node runs every check of a request as one EVALSHA on the lean path (see connections.py).
+        self._lean = None if isinstance(client, RedisCluster) else LeanConnections(client.connection_pool, 64, timeout)
 
     @classmethod
     def from_url(
@@ -92,26 +95,36 @@ class RedisRateLimiter:
                 await self._client.initialize()  # only RedisCluster gets here
                 self._ready = True
 
-    async def _run_gcra(self, checks: Sequence[LimitCheck], idx: list[int]) -> list[int]:
+    def _gcra_args(self, checks: Sequence[LimitCheck], idx: list[int]) -> tuple[list[str], list[int]]:
         keys = [self._prefix + checks[i].key for i in idx]
         args: list[int] = []
         for i in idx:
             c = checks[i]
             args += [max(1, round(c.period / c.rate * 1_000_000)), c.burst]
+        return keys, args
+
+    async def _run_gcra(self, checks: Sequence[LimitCheck], idx: list[int]) -> list[int]:
+        keys, args = self._gcra_args(checks, idx)
         return [int(x) for x in await self._gcra(keys=keys, args=args)]
+
+    async def _run_gcra_lean(self, lean: LeanConnections, checks: Sequence[LimitCheck]) -> list[int]:
+        keys, args = self._gcra_args(checks, list(range(len(checks))))
+        try:
+            reply = await lean.execute("EVALSHA", self._gcra.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or flushed Redis: load the script once and go on
+            await lean.execute("SCRIPT", "LOAD", GCRA_SCRIPT)
+            reply = await lean.execute("EVALSHA", self._gcra.sha, len(keys), *keys, *args)
+        return [int(x) for x in reply]
 
     async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
         """See RateLimiter.acquire."""
         started = time.perf_counter()
         groups = self._groups(checks)
         try:
-            async with asyncio.timeout(self._timeout):
-                if not self._ready:
-                    await self._ensure_ready()
-                if len(groups) == 1:
-                    replies = [await self._run_gcra(checks, groups[0])]
-                else:
-                    replies = list(await asyncio.gather(*(self._run_gcra(checks, g) for g in groups)))
+            if self._lean is not None:  # one node: one command, bounded by the lean path's own deadline
+                replies = [await self._run_gcra_lean(self._lean, checks)]
+            else:
+                replies = await self._run_groups(checks, groups)
         except _FAILURES as exc:
             self._metrics.redis_errors.labels(op="acquire").inc()
             raise LimiterUnavailableError(type(exc).__name__) from None
@@ -127,6 +140,15 @@ class RedisRateLimiter:
             charged = [checks[i] for idx, reply in zip(groups, replies, strict=True) if reply[0] == 1 for i in idx]
             await self.refund(charged)
         return Decision(allowed, tuple(s for s in states if s is not None))
+
+    async def _run_groups(self, checks: Sequence[LimitCheck], groups: list[list[int]]) -> list[list[int]]:
+        """Cluster: one script per hash-tag group, all inside one deadline."""
+        async with asyncio.timeout(self._timeout):
+            if not self._ready:
+                await self._ensure_ready()
+            if len(groups) == 1:
+                return [await self._run_gcra(checks, groups[0])]
+            return list(await asyncio.gather(*(self._run_gcra(checks, g) for g in groups)))
 
     async def refund(self, checks: Sequence[LimitCheck]) -> None:
         """See RateLimiter.refund; best effort (a lost refund only makes the limit stricter)."""
@@ -152,5 +174,7 @@ class RedisRateLimiter:
             return False
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connections."""
+        if self._lean is not None:
+            await self._lean.aclose()
         await self._client.aclose()
