@@ -90,11 +90,13 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def measure(pid: int, port: int, requests: list[bytes], total: int, concurrency: int) -> dict[str, Any]:
+async def measure(
+    pid: int, port: int, requests: list[bytes], total: int, concurrency: int, stagger: float = 0.0
+) -> dict[str, Any]:
     """Run the load and report the server's CPU per answered request, throughput and latency."""
     before = cpu_seconds(pid)
     result = await run_load(
-        "127.0.0.1", port, lambda i: requests[i % len(requests)], total=total, concurrency=concurrency
+        "127.0.0.1", port, lambda i: requests[i % len(requests)], total=total, concurrency=concurrency, stagger=stagger
     )
     cpu = cpu_seconds(pid) - before
     return {
@@ -191,10 +193,12 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         many = [post("/v1/tokens", port, token_for(f"user-{i}"), b'{"profile":"voice"}') for i in range(0, 100_000, 97)]
         out["growth_1_subject"] = await measure(service.pid, port, one, n // 2, c)
         out["growth_100k_subjects"] = await measure(service.pid, port, many, n // 2, c)
-        say("latency: upstream +300 ms, 200 concurrent callers ...")
         emulator.set_latency(300)
         fds_before = open_fds(service.pid)
-        out["slow_upstream"] = await measure(service.pid, port, issue, args.slow_requests, 200)
+        say("latency: upstream +300 ms, 200 callers starting in the same millisecond, cold upstream pool ...")
+        out["slow_upstream_lockstep"] = await measure(service.pid, port, issue, args.slow_requests, 200)
+        say("latency: upstream +300 ms, 200 callers arriving over 300 ms, warm upstream pool ...")
+        out["slow_upstream"] = await measure(service.pid, port, issue, args.slow_requests, 200, stagger=0.3)
         out["slow_upstream"]["open_fds_before_after"] = [fds_before, open_fds(service.pid)]
         emulator.clear_faults()
         out["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
@@ -230,11 +234,18 @@ def report(out: dict[str, Any]) -> None:
             f"{label:34} {r['cpu_ms_per_request']:>10.3f} {ratio:>7.2f} {r['throughput_rps']:>8.0f} "
             f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}  {r['statuses']}"
         )
-    s = out["slow_upstream"]
-    print(
-        f"\nupstream +300 ms, 200 concurrent: {s['throughput_rps']:.0f} req/s, p50 {s['p50_ms']:.0f} ms, "
-        f"p99 {s['p99_ms']:.0f} ms, statuses {s['statuses']}, errors {s['errors']}, fds {s['open_fds_before_after']}"
-    )
+    print()
+    for label, key in (
+        ("200 callers arriving over 300 ms", "slow_upstream"),
+        ("200 callers in lockstep, cold pool", "slow_upstream_lockstep"),
+    ):
+        s = out[key]
+        print(
+            f"upstream +300 ms, {label}: {s['throughput_rps']:.0f} req/s, p50 {s['p50_ms']:.0f} ms, "
+            f"p99 {s['p99_ms']:.0f} ms, {s['cpu_ms_per_request']:.2f} ms CPU/token, statuses {s['statuses']}, "
+            f"errors {s['errors']}"
+        )
+    print(f"service sockets+files before/after the slow runs: {out['slow_upstream']['open_fds_before_after']}")
     print(
         f"service peak RSS {out['service_peak_rss_mb']} MB; Redis memory per active subject "
         f"{out['redis_bytes_per_subject']} bytes"

@@ -62,8 +62,11 @@ async def _connection(
     total: int,
     result: LoadResult,
     deadline: float,
+    delay: float,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    if delay:
+        await asyncio.sleep(delay)
     try:
         while counter[0] < total and time.perf_counter() < deadline:
             i = counter[0]
@@ -91,14 +94,22 @@ async def run_load(
     total: int,
     concurrency: int,
     max_seconds: float = 120.0,
+    stagger: float = 0.0,
 ) -> LoadResult:
-    """Send `total` requests over `concurrency` keep-alive connections (closed loop)."""
+    """Send `total` requests over `concurrency` keep-alive connections (closed loop).
+
+    With `stagger`, connection k sends its first request k/concurrency of `stagger` seconds after the start:
+    callers that arrive independently rather than all in the same millisecond.
+    """
     result = LoadResult()
     counter = [0]
     started = time.perf_counter()
     deadline = started + max_seconds
     await asyncio.gather(
-        *(_connection(host, port, make_request, counter, total, result, deadline) for _ in range(concurrency))
+        *(
+            _connection(host, port, make_request, counter, total, result, deadline, k * stagger / concurrency)
+            for k in range(concurrency)
+        )
     )
     result.elapsed = time.perf_counter() - started
     return result

@@ -13,6 +13,7 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
+    Parameter,
     RequestBody,
     Schema,
 )
@@ -83,6 +84,15 @@ TOKEN_REQUEST_SCHEMA = Schema(
 )
 
 
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    description="Retry-safe key: the same caller and key get the same token back, minted once.",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern="^[\\x21-\\x7e]+$"),
+)
+
+
 def _add_headers(responses: dict[str, Any] | None, status: str, headers: dict[str, Header]) -> None:
     if responses and isinstance(resp := responses.get(status), OpenAPIResponse):
         resp.headers = {**(resp.headers or {}), **headers}
@@ -99,6 +109,7 @@ class TokenOperation(Operation):
     """POST /v1/tokens: the body is read by hand (for cheap, explicit refusals), so it is declared here."""
 
     def __post_init__(self) -> None:
+        self.parameters = [IDEMPOTENCY_KEY]
         self.request_body = RequestBody(
             required=True,
             content={"application/json": OpenAPIMediaType(schema=TOKEN_REQUEST_SCHEMA)},
