@@ -63,10 +63,23 @@ limits = [{{ rate = 1, period = "1h", burst = 1 }}]
 """
 
 
-def token_for(sub: str) -> str:
-    """A caller JWT from the bench issuer."""
+def token_for(sub: str, jti: int = 0) -> str:
+    """A caller JWT from the bench issuer (`jti` makes tokens of one subject distinct)."""
     now = int(time.time())
-    return jwt.encode({"iss": ISSUER, "aud": "livetoken", "sub": sub, "iat": now, "exp": now + 3600}, SECRET, "HS256")
+    claims = {"iss": ISSUER, "aud": "livetoken", "sub": sub, "iat": now, "exp": now + 3600, "jti": str(jti)}
+    return jwt.encode(claims, SECRET, "HS256")
+
+
+_fresh = iter(range(1, 10**9))
+
+
+def issue_requests(port: int, subjects: list[str], count: int) -> list[bytes]:
+    """`count` token requests cycling over `subjects`, each with a JWT the service has not seen before
+    (the service remembers verified JWTs for a minute, so reusing them would hide the verification cost)."""
+    return [
+        post("/v1/tokens", port, token_for(subjects[i % len(subjects)], next(_fresh)), b'{"profile":"voice"}')
+        for i in range(count)
+    ]
 
 
 def post(path: str, port: int, token: str | None, body: bytes) -> bytes:
@@ -170,35 +183,43 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         n, c = args.requests, args.concurrency
         say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         echo = [post("/echo", base_port, None, b'{"profile":"voice"}')]
-        issue = [post("/v1/tokens", port, token_for(f"user-{i}"), b'{"profile":"voice"}') for i in range(1000)]
+        users = [f"user-{i}" for i in range(1000)]
+        say("signing caller JWTs ...")
+        issue = issue_requests(port, users, n // 2)
+        repeat = [post("/v1/tokens", port, token_for(u), b'{"profile":"voice"}') for u in users]
         bad = token_for("mallory")[:-4] + "AAAA"
         reject401 = [post("/v1/tokens", port, bad, b'{"profile":"voice"}')]
         flood = token_for("flooder")
         reject429 = [post("/v1/tokens", port, flood, b'{"profile":"limited"}')]
         say("warming up ...")
         await measure(baseline.pid, base_port, echo, 1000, c)
-        await measure(service.pid, port, issue, 500, c)
+        await measure(service.pid, port, issue_requests(port, users, 500), 500, c)
+        await measure(service.pid, port, repeat, len(repeat), c)  # these callers' JWTs are now known
         await measure(service.pid, port, reject401 + reject429, 500, c)
         say(f"baseline: bare Litestar JSON POST x{n} ...")
         out["baseline"] = await measure(baseline.pid, base_port, echo, n, c)
-        say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects, zero-latency upstream) ...")
+        say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects, a new JWT each time, zero-latency upstream) ...")
         out["issue"] = await measure(service.pid, port, issue, n // 2, c)
+        say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects whose JWTs were verified before) ...")
+        out["issue_known_jwt"] = await measure(service.pid, port, repeat, n // 2, c)
         say(f"reject 401: bad JWT x{n} ...")
         out["reject_401"] = await measure(service.pid, port, reject401, n, c)
         say(f"reject 429: over limit x{n} ...")
         out["reject_429"] = await measure(service.pid, port, reject429, n, c)
         say("subjects: prefilling 100k active subjects in Redis ...")
         out["redis_bytes_per_subject"] = round(prefill_subjects(redis_proc.url, 100_000), 1)
-        one = [post("/v1/tokens", port, token_for("user-0"), b'{"profile":"voice"}')]
-        many = [post("/v1/tokens", port, token_for(f"user-{i}"), b'{"profile":"voice"}') for i in range(0, 100_000, 97)]
+        one = issue_requests(port, ["user-0"], n // 2)
+        many = issue_requests(port, [f"user-{i}" for i in range(0, 100_000, 97)], n // 2)
         out["growth_1_subject"] = await measure(service.pid, port, one, n // 2, c)
         out["growth_100k_subjects"] = await measure(service.pid, port, many, n // 2, c)
         emulator.set_latency(300)
         fds_before = open_fds(service.pid)
         say("latency: upstream +300 ms, 200 callers starting in the same millisecond, cold upstream pool ...")
-        out["slow_upstream_lockstep"] = await measure(service.pid, port, issue, args.slow_requests, 200)
+        slow = issue_requests(port, users, args.slow_requests)
+        out["slow_upstream_lockstep"] = await measure(service.pid, port, slow, args.slow_requests, 200)
         say("latency: upstream +300 ms, 200 callers arriving over 300 ms, warm upstream pool ...")
-        out["slow_upstream"] = await measure(service.pid, port, issue, args.slow_requests, 200, stagger=0.3)
+        slow = issue_requests(port, users, args.slow_requests)
+        out["slow_upstream"] = await measure(service.pid, port, slow, args.slow_requests, 200, stagger=0.3)
         out["slow_upstream"]["open_fds_before_after"] = [fds_before, open_fds(service.pid)]
         emulator.clear_faults()
         out["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
@@ -211,7 +232,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         emulator.stop()
         redis_proc.close()
     base = out["baseline"]["cpu_ms_per_request"]
-    for key in ("issue", "reject_401", "reject_429", "growth_1_subject", "growth_100k_subjects"):
+    for key in ("issue", "issue_known_jwt", "reject_401", "reject_429", "growth_1_subject", "growth_100k_subjects"):
         out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
     return out
 
@@ -221,8 +242,9 @@ def report(out: dict[str, Any]) -> None:
     rows = [
         ("bare Litestar JSON POST", "baseline"),
         ("issued token", "issue"),
+        ("issued, caller's JWT seen before", "issue_known_jwt"),
         ("rejected: bad JWT (401)", "reject_401"),
-        ("rejected: over limit (429)", "reject_429"),
+        ("rejected: over limit (429), one JWT", "reject_429"),
         ("issued, 1 subject", "growth_1_subject"),
         ("issued, 100k subjects in Redis", "growth_100k_subjects"),
     ]

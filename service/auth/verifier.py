@@ -26,6 +26,11 @@ from service.errors import InvalidToken
 from service.metrics import Metrics
 
 MAX_TOKEN_BYTES = 8192
+# A JWT that verified is remembered for at most this long (and never past its exp or max age): a caller
+# retrying, or flooding, with the same token costs a dict lookup instead of a parse and a signature check.
+# It is also how long a JWKS key removed by its issuer keeps admitting tokens it signed before.
+VERIFIED_CACHE_SECONDS = 60.0
+VERIFIED_CACHE_SIZE = 10_000
 MAX_CLAIM_CHARS = 256
 _ACCEPTED_TYP = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
 
@@ -144,9 +149,12 @@ class JWTVerifier:
         secrets: Mapping[str, Secret],
         http: httpx.AsyncClient,
         metrics: Metrics,
+        cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         self._issuers = {cfg.issuer: _Issuer(cfg, secrets.get(cfg.issuer), http, metrics) for cfg in issuers}
         self._metrics = metrics
+        self._verified: dict[str, tuple[float, CallerIdentity]] = {}  # Authorization value -> (valid until, caller)
+        self._cache_size = cache_size
 
     async def start(self) -> None:
         """Warm the JWKS caches so the first callers do not wait for a fetch (failures are retried later)."""
@@ -163,13 +171,24 @@ class JWTVerifier:
 
     async def verify(self, authorization: str | None) -> CallerIdentity:
         """The verified caller, or InvalidToken (always the same public message)."""
+        if authorization is not None:
+            hit = self._verified.get(authorization)
+            if hit is not None:
+                if time.time() < hit[0]:
+                    return hit[1]
+                self._verified.pop(authorization, None)
         try:
-            return await self._verify(authorization)
+            caller, valid_until = await self._verify(authorization)
         except _Reject as exc:
             self._metrics.inc(self._metrics.jwt_rejections, exc.reason)
             raise InvalidToken(exc.reason) from None
+        if authorization is not None:  # always: _verify refuses a missing header
+            if len(self._verified) >= self._cache_size:
+                self._verified.pop(next(iter(self._verified)), None)  # the oldest entry goes first
+            self._verified[authorization] = (valid_until, caller)
+        return caller
 
-    async def _verify(self, authorization: str | None) -> CallerIdentity:
+    async def _verify(self, authorization: str | None) -> tuple[CallerIdentity, float]:
         if not authorization:
             raise _Reject("missing")
         scheme, _, token = authorization.partition(" ")
@@ -193,7 +212,16 @@ class JWTVerifier:
             raise _Reject("algorithm")
         key = await issuer.key_for(header)
         claims = self._decode(token, key, alg, issuer)
-        return self._identity(claims, issuer.cfg)
+        return self._identity(claims, issuer.cfg), self._valid_until(claims, issuer.cfg)
+
+    @staticmethod
+    def _valid_until(claims: Mapping[str, Any], cfg: IssuerConfig) -> float:
+        """Until when this verified token may be taken from the cache: the checks it passed still hold."""
+        leeway = float(cfg.leeway)
+        until = min(time.time() + VERIFIED_CACHE_SECONDS, float(claims["exp"]) + leeway)
+        if cfg.max_token_age is not None:
+            until = min(until, float(claims["iat"]) + float(cfg.max_token_age) + leeway)
+        return until
 
     @staticmethod
     def _check_header(header: Mapping[str, Any]) -> None:
