@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from typing import Any
 
@@ -9,6 +10,23 @@ import uvicorn
 
 from service.app import create_app
 from service.config import Settings
+
+# Young-generation collections every 10k allocations rather than 700: a token request allocates a few thousand
+# objects, and at the default the collector ran every few requests (about a tenth of a token's CPU).
+GC_THRESHOLDS = (10_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Keep garbage collection off the latency tail of a long-running server.
+
+    Everything alive once the app is built (modules, the SDK's pydantic models, routes: ~140k objects) is
+    moved out of the collector's sight with gc.freeze(), so a full collection scans only what requests
+    created since; without it each full collection took 60-100 ms and stalled every request in flight
+    (make bench: p99 with a slow upstream). Objects are still freed by reference counting as usual.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def serve_app(app: Any, host: str, port: int, grace: float) -> int:
@@ -25,6 +43,7 @@ def serve_app(app: Any, host: str, port: int, grace: float) -> int:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
+    tune_gc()
     # uvicorn re-raises the signal it shut down on; a no-op handler lets the caller's clean-up
     # (closing the dev emulator child, say) run and the process exit 0 after a graceful stop.
     signal.signal(signal.SIGTERM, lambda *_: None)
