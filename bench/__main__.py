@@ -23,7 +23,8 @@ import jwt
 import redis
 
 from bench.loadgen import build_request, run_load
-from bench.procstat import cpu_seconds, open_fds, peak_rss_mb, rss_mb
+from bench.procstat import open_fds, peak_rss_mb, rss_mb, tree_cpu_seconds
+from bench.serve_baseline import SERVERS
 from service.config import LimitRule, LimitsConfig
 from service.ratelimit.redis import GCRA_SCRIPT
 from service.ratelimit.rules import checks_for
@@ -107,11 +108,11 @@ async def measure(
     pid: int, port: int, requests: list[bytes], total: int, concurrency: int, stagger: float = 0.0
 ) -> dict[str, Any]:
     """Run the load and report the server's CPU per answered request, throughput and latency."""
-    before = cpu_seconds(pid)
+    before = tree_cpu_seconds(pid)
     result = await run_load(
         "127.0.0.1", port, lambda i: requests[i % len(requests)], total=total, concurrency=concurrency, stagger=stagger
     )
-    cpu = cpu_seconds(pid) - before
+    cpu = tree_cpu_seconds(pid) - before
     return {
         "requests": result.count,
         "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
@@ -121,6 +122,33 @@ async def measure(
         "p50_ms": round(result.percentile(50) * 1000, 2),
         "p99_ms": round(result.percentile(99) * 1000, 2),
     }
+
+
+def start_baseline(port: int, server: str) -> subprocess.Popen[bytes]:
+    """The bare Litestar endpoint under `server` (see bench/serve_baseline.py)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.serve_baseline", str(port), server],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def compare_servers(n: int, c: int) -> dict[str, Any]:
+    """The bare endpoint under each candidate ASGI server, one at a time: what each costs per request."""
+    figures: dict[str, Any] = {}
+    for server in SERVERS:
+        port = free_port()
+        proc = start_baseline(port, server)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/echo", proc)
+            echo = [post("/echo", port, None, b'{"profile":"voice"}')]
+            await measure(proc.pid, port, echo, 1000, c)
+            figures[server] = await measure(proc.pid, port, echo, n, c)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return figures
 
 
 def prefill_subjects(redis_url: str, n: int) -> float:
@@ -170,12 +198,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "service.log", "wb"),
     )
-    baseline = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve_baseline", str(base_port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    baseline = start_baseline(base_port, "service")
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "server": "see service.server"}
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", service)
@@ -224,11 +247,17 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         emulator.clear_faults()
         out["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
         out["service_rss_mb"] = round(rss_mb(service.pid), 1)
-    finally:
         service.terminate()
         baseline.terminate()
         service.wait(10)
         baseline.wait(10)
+        say("servers: the bare endpoint under each candidate ASGI server ...")
+        out["servers"] = await compare_servers(n, c)
+    finally:
+        for proc in (service, baseline):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
         emulator.stop()
         redis_proc.close()
     base = out["baseline"]["cpu_ms_per_request"]
@@ -268,6 +297,15 @@ def report(out: dict[str, Any]) -> None:
             f"errors {s['errors']}"
         )
     print(f"service sockets+files before/after the slow runs: {out['slow_upstream']['open_fds_before_after']}")
+    head = f"{'CPU ms/req':>10} {'x ours':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+    print(f"\n{'bare Litestar JSON POST under':34} {head}")
+    ours = out["servers"]["service"]["cpu_ms_per_request"]
+    for server, r in out["servers"].items():
+        label = "uvicorn + uvloop + httptools (ours)" if server == "service" else server
+        print(
+            f"{label:34} {r['cpu_ms_per_request']:>10.3f} {r['cpu_ms_per_request'] / ours:>7.2f} "
+            f"{r['throughput_rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+        )
     print(
         f"service peak RSS {out['service_peak_rss_mb']} MB; Redis memory per active subject "
         f"{out['redis_bytes_per_subject']} bytes"

@@ -15,6 +15,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def descendants(pid: int) -> list[int]:
+    """The process's children, grandchildren, ... (a server may run its workers as child processes)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for tid in tasks:
+        try:
+            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process and all its live descendants."""
+    total = 0.0
+    for p in (pid, *descendants(pid)):
+        try:
+            total += cpu_seconds(p)
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set size (VmHWM) in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -1,11 +1,44 @@
-"""Serve bench/baseline_app.py exactly as the service is served (service.server.serve_app)."""
+"""Serve bench/baseline_app.py under one of the candidate ASGI servers.
+
+`service` is exactly how the service is served (service.server.serve_app: uvicorn with uvloop and httptools);
+the others are the alternatives the choice was made against.
+"""
 
 from __future__ import annotations
 
 import sys
 
+import uvicorn
+
 from bench.baseline_app import app
 from service.server import serve_app
 
+SERVERS = ("service", "uvicorn-asyncio-h11", "granian")
+
+
+def main(port: int, server: str) -> None:
+    """Serve until terminated."""
+    if server == "service":
+        serve_app(app, "127.0.0.1", port, grace=1)
+    elif server == "uvicorn-asyncio-h11":
+        uvicorn.run(app, host="127.0.0.1", port=port, loop="asyncio", http="h11", log_config=None, access_log=False)
+    elif server == "granian":
+        from granian.constants import Interfaces, Loops
+        from granian.server import Server
+
+        Server(
+            "bench.baseline_app:app",
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=1,
+            runtime_threads=1,
+            loop=Loops.uvloop,
+            log_enabled=False,
+        ).serve()
+    else:
+        raise SystemExit(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
+
+
 if __name__ == "__main__":
-    serve_app(app, "127.0.0.1", int(sys.argv[1]), grace=1)
+    main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "service")
