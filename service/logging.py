@@ -9,15 +9,17 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
+import msgspec
 import structlog
 
 # Anything shaped like a credential is masked before a line is written, whatever field it sits in:
 # minted tokens, JWTs, Google API keys, bearer headers. Defence in depth: code never logs them on purpose.
-_SECRET_PATTERNS = (
-    re.compile(r"auth_tokens/[A-Za-z0-9_\-.~]+"),
-    re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.?[A-Za-z0-9_\-]*"),
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"(?i)(bearer|token)\s+[A-Za-z0-9_\-.~+/=]{8,}"),
+# One alternation, so each string is scanned once.
+_SECRETS = re.compile(
+    r"auth_tokens/[A-Za-z0-9_\-.~]+"
+    r"|eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.?[A-Za-z0-9_\-]*"
+    r"|AIza[0-9A-Za-z_\-]{20,}"
+    r"|(?i:(?:bearer|token)\s+[A-Za-z0-9_\-.~+/=]{8,})"
 )
 _SENSITIVE_KEYS = frozenset({"authorization", "api_key", "token", "jwt", "x-goog-api-key", "password", "secret"})
 
@@ -28,9 +30,7 @@ def fingerprint(secret: str) -> str:
 
 
 def _scrub(value: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        value = pattern.sub("[REDACTED]", value)
-    return value
+    return _SECRETS.sub("[REDACTED]", value)
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -45,6 +45,14 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     return event_dict
 
 
+_JSON = msgspec.json.Encoder(enc_hook=str)  # anything msgspec cannot encode natively is logged as its str()
+
+
+def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog renderer: one JSON object per line (msgspec: a fraction of json.dumps' cost)."""
+    return _JSON.encode(event_dict).decode()
+
+
 def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info") -> None:
     """Configure structlog (and stdlib logging through it) once per process."""
     if fmt is None:
@@ -57,7 +65,7 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
     renderer: Any
     if fmt == "json":
         shared.append(structlog.processors.format_exc_info)
-        renderer = structlog.processors.JSONRenderer()
+        renderer = render_json
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     level_no = logging.getLevelNamesMapping()[level.upper()]
