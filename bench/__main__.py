@@ -199,7 +199,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         stderr=open(tmp / "service.log", "wb"),
     )
     baseline = start_baseline(base_port, "service")
-    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "server": "see service.server"}
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count()},
+        "server": "uvicorn + uvloop + httptools (service.server.serve_app)",
+    }
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", service)
         wait_http(f"http://127.0.0.1:{base_port}/echo", baseline)

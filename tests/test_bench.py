@@ -1,0 +1,51 @@
+"""`make bench` itself: a small run of the real harness completes and writes every figure the README reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
+    """All scenarios answer with the status they exercise and no transport errors; the JSON holds CPU per
+    request, ratios, latency, the server comparison, RSS and Redis bytes per subject."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--requests", "400", "--slow-requests", "400", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads((tmp_path / "latest.json").read_text())
+    expected = {
+        "baseline": "201",
+        "issue": "201",
+        "issue_known_jwt": "201",
+        "reject_401": "401",
+        "reject_429": "429",
+        "growth_1_subject": "201",
+        "growth_100k_subjects": "201",
+        "slow_upstream": "201",
+        "slow_upstream_lockstep": "201",
+    }
+    for key, status in expected.items():
+        figures = out[key]
+        assert list(figures["statuses"]) == [status], (key, figures["statuses"])
+        assert figures["errors"] == 0
+        assert figures["cpu_ms_per_request"] > 0
+        assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    for key in ("issue", "reject_401", "reject_429"):
+        assert out[key]["ratio_to_baseline"] > 1  # the service does more than the bare endpoint
+    # 300 ms of upstream latency is visible in every issued token's latency.
+    assert out["slow_upstream"]["p50_ms"] >= 300
+    assert set(out["servers"]) == {"service", "uvicorn-asyncio-h11", "granian"}
+    assert 0 < out["service_peak_rss_mb"] < 1024
+    assert 50 < out["redis_bytes_per_subject"] < 2000
+    assert "issued token" in done.stdout
+    assert "granian" in done.stdout
