@@ -217,6 +217,9 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         reject401 = [post("/v1/tokens", port, bad, b'{"profile":"voice"}')]
         flood = token_for("flooder")
         reject429 = [post("/v1/tokens", port, flood, b'{"profile":"limited"}')]
+        reject429_fresh = [
+            post("/v1/tokens", port, token_for("flooder", next(_fresh)), b'{"profile":"limited"}') for _ in range(n)
+        ]
         say("warming up ...")
         await measure(baseline.pid, base_port, echo, 1000, c)
         await measure(service.pid, port, issue_requests(port, users, 500), 500, c)
@@ -232,6 +235,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         out["reject_401"] = await measure(service.pid, port, reject401, n, c)
         say(f"reject 429: over limit x{n} ...")
         out["reject_429"] = await measure(service.pid, port, reject429, n, c)
+        say(f"reject 429: over limit x{n}, a new JWT each time ...")
+        out["reject_429_fresh_jwt"] = await measure(service.pid, port, reject429_fresh, n, c)
         say("subjects: prefilling 100k active subjects in Redis ...")
         out["redis_bytes_per_subject"] = round(prefill_subjects(redis_proc.url, 100_000), 1)
         one = issue_requests(port, ["user-0"], n // 2)
@@ -264,7 +269,15 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         emulator.stop()
         redis_proc.close()
     base = out["baseline"]["cpu_ms_per_request"]
-    for key in ("issue", "issue_known_jwt", "reject_401", "reject_429", "growth_1_subject", "growth_100k_subjects"):
+    for key in (
+        "issue",
+        "issue_known_jwt",
+        "reject_401",
+        "reject_429",
+        "reject_429_fresh_jwt",
+        "growth_1_subject",
+        "growth_100k_subjects",
+    ):
         out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
     return out
 
@@ -277,6 +290,7 @@ def report(out: dict[str, Any]) -> None:
         ("issued, caller's JWT seen before", "issue_known_jwt"),
         ("rejected: bad JWT (401)", "reject_401"),
         ("rejected: over limit (429), one JWT", "reject_429"),
+        ("rejected: over limit, new JWT each", "reject_429_fresh_jwt"),
         ("issued, 1 subject", "growth_1_subject"),
         ("issued, 100k subjects in Redis", "growth_100k_subjects"),
     ]

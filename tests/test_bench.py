@@ -29,6 +29,7 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
         "issue_known_jwt": "201",
         "reject_401": "401",
         "reject_429": "429",
+        "reject_429_fresh_jwt": "429",
         "growth_1_subject": "201",
         "growth_100k_subjects": "201",
         "slow_upstream": "201",

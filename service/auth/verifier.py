@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -153,7 +154,9 @@ class JWTVerifier:
     ) -> None:
         self._issuers = {cfg.issuer: _Issuer(cfg, secrets.get(cfg.issuer), http, metrics) for cfg in issuers}
         self._metrics = metrics
-        self._verified: dict[str, tuple[float, CallerIdentity]] = {}  # Authorization value -> (valid until, caller)
+        # Authorization value -> (valid until, caller). An OrderedDict drops its oldest entry in O(1); a dict's
+        # first entry sits behind the holes its earlier evictions left, so finding it got slower as they grew.
+        self._verified: OrderedDict[str, tuple[float, CallerIdentity]] = OrderedDict()
         self._cache_size = cache_size
 
     async def start(self) -> None:
@@ -184,7 +187,7 @@ class JWTVerifier:
             raise InvalidToken(exc.reason) from None
         if authorization is not None:  # always: _verify refuses a missing header
             if len(self._verified) >= self._cache_size:
-                self._verified.pop(next(iter(self._verified)), None)  # the oldest entry goes first
+                self._verified.popitem(last=False)  # the oldest entry goes first
             self._verified[authorization] = (valid_until, caller)
         return caller
 
