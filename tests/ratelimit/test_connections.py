@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,15 +17,6 @@ from service.ratelimit import checks_for
 from service.ratelimit.connections import LeanConnections
 from service.ratelimit.redis import RedisRateLimiter, blocking_pool
 from tests.support.redis_proc import RedisProcess
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    """A redis-server this test may pause."""
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.close()
 
 
 def _clients(url: str) -> int:
@@ -45,20 +35,20 @@ async def test_a_burst_larger_than_the_pool_completes_on_at_most_size_connection
     assert _clients(redis_url) == before
 
 
-async def test_a_timed_out_command_does_not_leave_its_reply_for_the_next(own_redis: RedisProcess) -> None:
+async def test_a_timed_out_command_does_not_leave_its_reply_for_the_next(redis_proc: RedisProcess) -> None:
     """Redis frozen mid-command → TimeoutError within the deadline; thawed → the next command gets its own reply,
     not the late one of the command that timed out."""
-    lean = LeanConnections(blocking_pool(own_redis.url, 1.0), size=1, timeout=0.3)
+    lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=0.3)
     assert await lean.execute("ECHO", "warm") == b"warm"
-    assert own_redis.proc is not None
-    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    assert redis_proc.proc is not None
+    os.kill(redis_proc.proc.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             await lean.execute("ECHO", "late")
         assert time.monotonic() - started < 1.0
     finally:
-        os.kill(own_redis.proc.pid, signal.SIGCONT)
+        os.kill(redis_proc.proc.pid, signal.SIGCONT)
     assert await lean.execute("ECHO", "next") == b"next"
     await lean.aclose()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,15 +14,6 @@ from service.ratelimit import FailoverRateLimiter, build_limiter, checks_for
 from tests.support.redis_proc import RedisProcess
 
 LIMITS = {"subject": [LimitRule(rate=1000, burst=1000)], "redis_timeout": 0.2}
-
-
-@pytest.fixture
-def redis_proc() -> Iterator[RedisProcess]:
-    """A redis-server this test may kill and restart."""
-    proc = RedisProcess()
-    proc.start()
-    yield proc
-    proc.close()
 
 
 async def _recovers(limiter: FailoverRateLimiter, checks: list, within: float) -> float:  # type: ignore[type-arg]
