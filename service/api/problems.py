@@ -45,36 +45,42 @@ def _from_litestar(exc: HTTPException) -> errors.LivetokenError:
     return errors.LivetokenError()
 
 
-def problem_response(request: Request[Any, Any, Any], err: errors.LivetokenError) -> Response[Any]:
-    """Render `err` as problem+json and count it as a rejection."""
-    metrics: Metrics = request.app.state.metrics
+def render_problem(
+    metrics: Metrics, err: errors.LivetokenError, request_id: str | None
+) -> tuple[int, bytes, dict[str, str]]:
+    """Status, problem+json body and headers for `err`, counted as a rejection (framework-free)."""
     metrics.inc(metrics.rejections, err.slug)
-    request_id = request.scope.get("state", {}).get("request_id")
     body: dict[str, Any] = {"status": err.status, "type": err.type_uri, "title": err.title, "detail": err.detail}
     if request_id:
         body["request_id"] = request_id
-    return Response(
-        content=msgspec.json.encode(body),
-        status_code=err.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers={**err.headers(), "Cache-Control": "no-store"},
+    return err.status, msgspec.json.encode(body), {**err.headers(), "Cache-Control": "no-store"}
+
+
+def problem_response(request: Request[Any, Any, Any], err: errors.LivetokenError) -> Response[Any]:
+    """Render `err` as a problem+json Response and count it as a rejection."""
+    status, body, headers = render_problem(
+        request.app.state.metrics, err, request.scope.get("state", {}).get("request_id")
     )
+    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def handle_livetoken(request: Request[Any, Any, Any], exc: errors.LivetokenError) -> Response[Any]:
-    """Log (by volume class) and render one of our errors; handlers call it directly on the hot path."""
-    return _handle_livetoken(request, exc)
+def log_refusal(exc: errors.LivetokenError) -> None:
+    """Log a refusal by volume class.
 
-
-def _handle_livetoken(request: Request[Any, Any, Any], exc: errors.LivetokenError) -> Response[Any]:
-    # 401 and 429 are what a flood looks like: they are counted in metrics and logged at debug only, so an
-    # attacker cannot turn cheap requests into expensive log lines.
+    401 and 429 are what a flood looks like: they are counted in metrics and logged at debug only, so an
+    attacker cannot turn cheap requests into expensive log lines.
+    """
     if isinstance(exc, errors.InvalidToken):
         log.debug("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
     elif isinstance(exc, errors.RateLimited):
         log.debug("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
     else:
         log.info("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
+
+
+def handle_livetoken(request: Request[Any, Any, Any], exc: errors.LivetokenError) -> Response[Any]:
+    """Log (by volume class) and render one of our errors."""
+    log_refusal(exc)
     return problem_response(request, exc)
 
 
@@ -89,7 +95,7 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    errors.LivetokenError: _handle_livetoken,
+    errors.LivetokenError: handle_livetoken,
     HTTPException: _handle_http,
     Exception: _handle_unexpected,
 }
