@@ -18,7 +18,7 @@ from typing import Any, Literal
 import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from jwt.algorithms import HMACAlgorithm
+from jwt.algorithms import Algorithm, HMACAlgorithm, get_default_algorithms
 
 from service.auth.identity import CallerIdentity
 from service.auth.jwks import JWKSCache
@@ -57,21 +57,17 @@ class _PreparedHMAC(HMACAlgorithm):
         return prepared
 
 
-def _pyjwt() -> jwt.PyJWT:
-    """A PyJWT of our own (the module-level one stays untouched) with key-vetting done once per HS secret."""
-    decoder = jwt.PyJWT()
-    jws = decoder._jws
-    for name, hash_alg in (
-        ("HS256", HMACAlgorithm.SHA256),
-        ("HS384", HMACAlgorithm.SHA384),
-        ("HS512", HMACAlgorithm.SHA512),
-    ):
-        jws.unregister_algorithm(name)
-        jws.register_algorithm(name, _PreparedHMAC(hash_alg))
-    return decoder
+# PyJWT's signature algorithms, with HMAC keys vetted once per secret; "none" is not among them.
+_ALGORITHMS: dict[str, Algorithm] = {
+    **{name: alg for name, alg in get_default_algorithms().items() if name != "none"},
+    "HS256": _PreparedHMAC(HMACAlgorithm.SHA256),
+    "HS384": _PreparedHMAC(HMACAlgorithm.SHA384),
+    "HS512": _PreparedHMAC(HMACAlgorithm.SHA512),
+}
 
 
-_JWT = _pyjwt()
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class _Reject(Exception):
@@ -108,7 +104,7 @@ class _Issuer:
     def __init__(self, cfg: IssuerConfig, secret: Secret | None, http: httpx.AsyncClient, metrics: Metrics) -> None:
         self.cfg = cfg
         self.algorithms = frozenset(cfg.algorithms)
-        self.audiences = list(cfg.audiences)
+        self.audiences = frozenset(cfg.audiences)
         self.static_key: Any = None
         self.jwks: JWKSCache | None = None
         if cfg.hs256_secret_env is not None:
@@ -214,8 +210,9 @@ class JWTVerifier:
         if alg not in issuer.algorithms:
             raise _Reject("algorithm")
         key = await issuer.key_for(header)
-        claims = self._decode(token, key, alg, issuer)
-        return self._identity(claims, issuer.cfg), self._valid_until(claims, issuer.cfg)
+        self._check_signature(parts, key, alg)
+        self._check_claims(payload, issuer)
+        return self._identity(payload, issuer.cfg), self._valid_until(payload, issuer.cfg)
 
     @staticmethod
     def _valid_until(claims: Mapping[str, Any], cfg: IssuerConfig) -> float:
@@ -228,8 +225,10 @@ class JWTVerifier:
 
     @staticmethod
     def _check_header(header: Mapping[str, Any]) -> None:
-        if "crit" in header:
-            raise _Reject("crit")
+        if "crit" in header or header.get("b64", True) is not True:
+            raise _Reject("crit")  # no extensions: RFC 7797's unencoded payloads among them
+        if "kid" in header and not isinstance(header["kid"], str):
+            raise _Reject("bad_kid")
         cty = header.get("cty")
         if isinstance(cty, str) and cty.lower() in ("jwt", "application/jwt"):
             raise _Reject("nested")
@@ -238,40 +237,58 @@ class JWTVerifier:
             raise _Reject("typ")
 
     @staticmethod
-    def _decode(token: str, key: Any, alg: str, issuer: _Issuer) -> dict[str, Any]:
-        cfg = issuer.cfg
-        required = ["exp", "iss", "aud"]
-        if cfg.max_token_age is not None:
-            required.append("iat")
+    def _check_signature(parts: list[str], key: Any, alg: str) -> None:
+        """PyJWT's algorithm verifies the signature over the segments exactly as received.
+
+        The header and payload were parsed once already (with duplicate members refused); handing the token to
+        jwt.decode would parse both again and re-check claims generically, a third of a verification.
+        """
         if (alg in HS_ALGORITHMS) != isinstance(key, bytes):
             raise _Reject("algorithm")  # belt and braces against algorithm/key confusion
+        algorithm = _ALGORITHMS.get(alg)
+        if algorithm is None:
+            raise _Reject("algorithm")
         try:
-            claims: dict[str, Any] = _JWT.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=issuer.audiences,
-                issuer=cfg.issuer,
-                leeway=float(cfg.leeway),
-                options={"require": required, "verify_signature": True},
-            )
-        except jwt.ExpiredSignatureError:
-            raise _Reject("expired") from None
-        except jwt.ImmatureSignatureError:
-            raise _Reject("not_yet_valid") from None
-        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
-            raise _Reject("audience_or_issuer") from None
-        except jwt.MissingRequiredClaimError:
-            raise _Reject("missing_claim") from None
-        except jwt.InvalidSignatureError:
-            raise _Reject("bad_signature") from None
+            signature = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
+        except (binascii.Error, ValueError):
+            raise _Reject("malformed") from None
+        try:
+            prepared = algorithm.prepare_key(key)
+            valid = algorithm.verify(f"{parts[0]}.{parts[1]}".encode(), prepared, signature)
         except (jwt.PyJWTError, ValueError, TypeError):
             raise _Reject("invalid") from None
-        if cfg.max_token_age is not None:
-            iat = claims.get("iat")
-            if not isinstance(iat, int | float) or time.time() - iat > float(cfg.max_token_age) + float(cfg.leeway):
-                raise _Reject("too_old")
-        return claims
+        if not valid:
+            raise _Reject("bad_signature")
+
+    @staticmethod
+    def _check_claims(claims: Mapping[str, Any], issuer: _Issuer) -> None:
+        """The registered claims (RFC 7519 §4.1) as PyJWT checks them, stricter on types, plus max token age."""
+        cfg = issuer.cfg
+        now = time.time()
+        leeway = float(cfg.leeway)
+        required = ("exp", "iss", "aud", "iat") if cfg.max_token_age is not None else ("exp", "iss", "aud")
+        if any(claims.get(name) is None for name in required):
+            raise _Reject("missing_claim")
+        for name in ("exp", "nbf", "iat"):
+            if name in claims and not _is_time(claims[name]):
+                raise _Reject("invalid")
+        if claims["exp"] <= now - leeway:
+            raise _Reject("expired")
+        if claims.get("nbf", now) > now + leeway or claims.get("iat", now) > now + leeway:
+            raise _Reject("not_yet_valid")
+        if claims["iss"] != cfg.issuer:
+            raise _Reject("audience_or_issuer")
+        audience = claims["aud"]
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            raise _Reject("invalid")
+        if not issuer.audiences.intersection(audiences):
+            raise _Reject("audience_or_issuer")
+        for name in ("sub", "jti"):
+            if name in claims and not isinstance(claims[name], str):
+                raise _Reject("invalid")
+        if cfg.max_token_age is not None and now - claims["iat"] > float(cfg.max_token_age) + leeway:
+            raise _Reject("too_old")
 
     @staticmethod
     def _identity(claims: Mapping[str, Any], cfg: IssuerConfig) -> CallerIdentity:

@@ -55,6 +55,22 @@ async def test_scopes_may_be_a_list_and_scheme_is_case_insensitive(verifier: JWT
     assert caller.scopes == {"x", "y"}
 
 
+@pytest.mark.parametrize(
+    "claims_over",
+    [
+        pytest.param({"aud": ["someone-else", "livetoken"]}, id="aud-list-naming-us"),
+        pytest.param({"nbf": int(time.time()) - 5}, id="nbf-passed"),
+        pytest.param({"nbf": int(time.time()) + 10}, id="nbf-within-leeway"),
+        pytest.param({"exp": time.time() + 300.5, "iat": time.time() - 0.5}, id="fractional-times"),
+        pytest.param({"jti": "abc-123", "extra": {"nested": [1, 2]}}, id="jti-and-private-claims"),
+    ],
+)
+async def test_valid_variations_are_accepted(verifier: JWTVerifier, keys: Keys, claims_over: dict[str, Any]) -> None:
+    """What RFC 7519 allows stays allowed: an audience list, nbf, fractional NumericDates, private claims."""
+    caller = await verifier.verify(f"Bearer {sign(keys, 'hs', **claims_over)}")
+    assert caller.subject == "alice"
+
+
 async def test_expired_within_leeway_is_accepted(verifier: JWTVerifier, keys: Keys) -> None:
     """Clock skew up to the leeway (30 s here) is tolerated."""
     caller = await verifier.verify(f"Bearer {sign(keys, 'hs', exp=int(time.time()) - 10)}")
@@ -144,6 +160,18 @@ def _hostile(keys: Keys) -> dict[str, Callable[[], str]]:
         "token-for-other-issuer-claiming-ours": lambda: jwt.encode(
             claims("https://ed.test/"), keys.rsa, algorithm="RS256"
         ),
+        "exp-numeric-string": lambda: sign(keys, "hs", exp=str(now + 600)),
+        "exp-boolean": lambda: sign(keys, "hs", exp=True),
+        "nbf-not-a-number": lambda: sign(keys, "hs", nbf="now"),
+        "iat-not-a-number": lambda: sign(keys, "hs", iat="today"),
+        "aud-list-with-a-number": lambda: sign(keys, "hs", aud=["livetoken", 5]),
+        "aud-empty-list": lambda: sign(keys, "hs", aud=[]),
+        "aud-object": lambda: sign(keys, "hs", aud={"livetoken": True}),
+        "jti-not-a-string": lambda: sign(keys, "hs", jti=7),
+        "hs-kid-not-a-string": lambda: hs_sign({"alg": "HS256", "kid": 5}, json.dumps(hs).encode()),
+        "b64-false-unencoded-payload": lambda: sign(keys, "hs", headers={"b64": False}),
+        "signature-cut-short": lambda: sign(keys, "hs")[:-6],
+        "signature-not-base64": lambda: sign(keys, "hs").rsplit(".", 1)[0] + ".***",
     }
 
 
@@ -195,6 +223,18 @@ HOSTILE_IDS = [
     "oversized",
     "jwe-shaped",
     "token-for-other-issuer-claiming-ours",
+    "exp-numeric-string",
+    "exp-boolean",
+    "nbf-not-a-number",
+    "iat-not-a-number",
+    "aud-list-with-a-number",
+    "aud-empty-list",
+    "aud-object",
+    "jti-not-a-string",
+    "hs-kid-not-a-string",
+    "b64-false-unencoded-payload",
+    "signature-cut-short",
+    "signature-not-base64",
 ]
 
 
