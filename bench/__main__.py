@@ -248,6 +248,9 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         say("latency: upstream +300 ms, 200 callers starting in the same millisecond, cold upstream pool ...")
         slow = issue_requests(port, users, args.slow_requests)
         out["slow_upstream_lockstep"] = await measure(service.pid, port, slow, args.slow_requests, 200)
+        say("latency: upstream +300 ms, 200 callers starting in the same millisecond, warm upstream pool ...")
+        slow = issue_requests(port, users, args.slow_requests)
+        out["slow_upstream_lockstep_warm"] = await measure(service.pid, port, slow, args.slow_requests, 200)
         say("latency: upstream +300 ms, 200 callers arriving over 300 ms, warm upstream pool ...")
         slow = issue_requests(port, users, args.slow_requests)
         out["slow_upstream"] = await measure(service.pid, port, slow, args.slow_requests, 200, stagger=0.3)
@@ -306,6 +309,7 @@ def report(out: dict[str, Any]) -> None:
     for label, key in (
         ("200 callers arriving over 300 ms", "slow_upstream"),
         ("200 callers in lockstep, cold pool", "slow_upstream_lockstep"),
+        ("200 callers in lockstep, warm pool", "slow_upstream_lockstep_warm"),
     ):
         s = out[key]
         print(

@@ -34,6 +34,7 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
         "growth_100k_subjects": "201",
         "slow_upstream": "201",
         "slow_upstream_lockstep": "201",
+        "slow_upstream_lockstep_warm": "201",
     }
     for key, status in expected.items():
         figures = out[key]
