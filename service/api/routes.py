@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation, TokenOperation
 from service.api.problems import handle_livetoken
 from service.api.schemas import Health, ProfileList, Readiness, TokenResponse
-from service.api.token_endpoint import NO_STORE, issue_token
+from service.api.token_endpoint import NO_STORE, answer_token_request
 from service.errors import LivetokenError
 from service.runtime import Runtime
 
@@ -40,7 +40,7 @@ class TokenController(Controller):
         """Issue one token for the verified caller (token_endpoint.py holds the steps; most requests reach
         them without the framework)."""
         try:
-            result = await issue_token(request.app.state.runtime, request.headers.get, request.stream())
+            result = await answer_token_request(request.app.state.runtime, request.headers.get, request.stream())
         except LivetokenError as err:
             # Rendered here rather than re-raised: the framework's exception path costs more than the refusal.
             return handle_livetoken(request, err)

@@ -72,7 +72,9 @@ def decode_token_request(raw: bytes) -> TokenRequest:
         raise MalformedRequest("The request body is not valid JSON.") from None
 
 
-async def issue_token(rt: Runtime, header: Callable[[str], str | None], chunks: AsyncIterator[bytes]) -> IssueResult:
+async def answer_token_request(
+    rt: Runtime, header: Callable[[str], str | None], chunks: AsyncIterator[bytes]
+) -> IssueResult:
     """Authenticate, then judge the rest of the request, then run the issuing flow; refusals raise."""
     if rt.draining:
         rt.refuse_while_draining()
@@ -117,7 +119,7 @@ def token_endpoint(runtime: Callable[[], Runtime]) -> Callable[[Scope, Receive, 
         for name, value in scope["headers"]:  # the first of repeated headers counts, as in the framework
             request_headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         try:
-            result = await issue_token(rt, request_headers.get, _body_chunks(receive))
+            result = await answer_token_request(rt, request_headers.get, _body_chunks(receive))
         except ClientDisconnected:
             return
         except LivetokenError as err:

@@ -99,3 +99,25 @@ async def test_both_ways_refuse_over_the_limit_alike(tmp_path: Path, emulator: A
     assert direct.headers["retry-after"] == framework.headers["retry-after"]
     assert _comparable(direct)[1].keys() == _comparable(framework)[1].keys()
     assert _comparable(direct)[2] == _comparable(framework)[2]
+
+
+async def test_an_unexpected_failure_is_the_same_generic_500_both_ways(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug deep in the flow becomes a problem+json 500 that names nothing internal, whichever way it came."""
+
+    async def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("internal detail auth_tokens/abcdef123 at /srv/secret.py")
+
+    headers = {**auth(make_jwt(sub="bug")), "Content-Type": "application/json"}
+    async with running_app(settings) as client:
+        monkeypatch.setattr(client.app.state.runtime.issuer, "issue", broken)
+        direct = await client.post("/v1/tokens", json={"profile": "voice"}, headers=headers)
+        framework = await client.post("/v1/tokens", json={"profile": "voice"}, headers={**headers, "Origin": ORIGIN})
+    for resp in (direct, framework):
+        assert resp.status_code == 500
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert "auth_tokens" not in resp.text
+        assert "secret" not in resp.text
+        assert "RuntimeError" not in resp.text
+    assert _comparable(direct) == _comparable(framework)
