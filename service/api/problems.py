@@ -88,10 +88,15 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return problem_response(request, _from_litestar(exc))
 
 
-def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # The exception text may carry upstream or library internals: log its type only, never echo it.
+def log_unexpected(exc: Exception) -> errors.LivetokenError:
+    """Log a bug by its type only (its text may carry upstream or library internals) and return the generic
+    500 to answer with."""
     log.error("unhandled_error", outcome="error", error_type=type(exc).__name__)
-    return problem_response(request, errors.LivetokenError())
+    return errors.LivetokenError()
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return problem_response(request, log_unexpected(exc))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

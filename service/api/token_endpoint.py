@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from litestar.types import Receive, Scope, Send
 
-from service.api.problems import PROBLEM_MEDIA_TYPE, log_refusal, render_problem
+from service.api.problems import PROBLEM_MEDIA_TYPE, log_refusal, log_unexpected, render_problem
 from service.api.schemas import TokenRequest
 from service.errors import LivetokenError, MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from service.issuing import IssueResult
@@ -122,17 +122,13 @@ def token_endpoint(runtime: Callable[[], Runtime]) -> Callable[[Scope, Receive, 
             result = await answer_token_request(rt, request_headers.get, _body_chunks(receive))
         except ClientDisconnected:
             return
-        except LivetokenError as err:
-            log_refusal(err)
-            status, body, headers = render_problem(rt.metrics, err, scope.get("state", {}).get("request_id"))
-            await _answer(send, status, body, PROBLEM_MEDIA_TYPE.encode(), headers)
-            return
         except Exception as exc:
-            # The exception text may carry upstream or library internals: log its type only, never echo it.
-            log.error("unhandled_error", outcome="error", error_type=type(exc).__name__)
-            status, body, headers = render_problem(
-                rt.metrics, LivetokenError(), scope.get("state", {}).get("request_id")
-            )
+            if isinstance(exc, LivetokenError):
+                err = exc
+                log_refusal(err)
+            else:
+                err = log_unexpected(exc)
+            status, body, headers = render_problem(rt.metrics, err, scope.get("state", {}).get("request_id"))
             await _answer(send, status, body, PROBLEM_MEDIA_TYPE.encode(), headers)
             return
         await _answer(send, result.status, result.body, b"application/json", result.headers)
