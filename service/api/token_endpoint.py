@@ -28,7 +28,6 @@ from service.runtime import Runtime
 TOKEN_PATH = "/v1/tokens"  # noqa: S105 - a route, not a secret
 NO_STORE = {"Cache-Control": "no-store"}
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-log = structlog.get_logger("livetoken.http")
 
 
 class ClientDisconnected(Exception):
