@@ -16,8 +16,6 @@ from service.api.token_endpoint import NO_STORE, answer_token_request
 from service.errors import LivetokenError
 from service.runtime import Runtime
 
-log = structlog.get_logger("livetoken.http")
-
 
 class TokenController(Controller):
     """`/v1`: token issuing and profile listing."""
