@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,46 @@ async def measure(
     }
 
 
+def git_commit() -> str | None:
+    """The commit measured (with '+' when the work tree has changes), so runs can be compared."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, check=False
+        )
+    except OSError:
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
+
+
+# The issue's targets: (what, JSON path, limit, unit). Benchmarks, not timed tests: a busy host reads higher.
+TARGETS = (
+    ("service CPU per issued token", ("issue", "cpu_ms_per_request"), 0.5, "ms"),
+    ("service CPU per 401", ("reject_401", "cpu_ms_per_request"), 0.2, "ms"),
+    ("service CPU per 429 (one JWT)", ("reject_429", "cpu_ms_per_request"), 0.2, "ms"),
+    ("service CPU per 429 (new JWT each)", ("reject_429_fresh_jwt", "cpu_ms_per_request"), 0.2, "ms"),
+    ("p99, +300 ms upstream, 200 callers", ("slow_upstream", "p99_ms"), 340.0, "ms"),
+    ("errors, +300 ms upstream, 200 callers", ("slow_upstream", "errors"), 0.0, ""),
+    ("service peak RSS", ("service_peak_rss_mb",), 250.0, "MB"),
+)
+
+
+def target_lines(out: dict[str, Any]) -> list[str]:
+    """One line per target: measured value, limit, met or missed."""
+    lines = []
+    for label, path, limit, unit in TARGETS:
+        value: Any = out
+        for key in path:
+            value = value[key]
+        mark = "met" if value <= limit else "MISSED"
+        lines.append(f"  {label:38} {value:>9g} {unit:2} (target <= {limit:g}) {mark}")
+    return lines
+
+
 def start_baseline(port: int, server: str) -> subprocess.Popen[bytes]:
     """The bare Litestar endpoint under `server` (see bench/serve_baseline.py)."""
     return subprocess.Popen(
@@ -200,7 +241,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     )
     baseline = start_baseline(base_port, "service")
     out: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "commit": git_commit()},
         "server": "uvicorn + uvloop + httptools (service.server.serve_app)",
     }
     try:
@@ -331,6 +372,8 @@ def report(out: dict[str, Any]) -> None:
         f"service peak RSS {out['service_peak_rss_mb']} MB; Redis memory per active subject "
         f"{out['redis_bytes_per_subject']} bytes"
     )
+    print("\ntargets (this machine, this run):")
+    print("\n".join(target_lines(out)))
 
 
 def main() -> None:

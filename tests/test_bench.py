@@ -52,3 +52,5 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
     assert 50 < out["redis_bytes_per_subject"] < 2000
     assert "issued token" in done.stdout
     assert "granian" in done.stdout
+    assert "service CPU per issued token" in done.stdout  # the targets summary
+    assert out["machine"]["cpus"] >= 1
