@@ -1,4 +1,4 @@
-"""POST /v1/tokens: the request steps both ways in share, and the raw ASGI way most requests take.
+"""POST /v1/tokens: the steps of a token request, and the raw ASGI endpoint that most requests reach them by.
 
 Every caller starts here, so the route is served without the framework's routing, parameter parsing and
 response objects (three quarters of a bare Litestar request's CPU: 0.06 ms vs 0.02 ms for the same echo as
