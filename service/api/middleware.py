@@ -6,6 +6,7 @@ import itertools
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -17,7 +18,7 @@ from service.metrics import Metrics
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def request_ids() -> Any:
+def request_ids() -> Iterator[str]:
     """Unique request ids without a system call each (uuid4 reads the kernel's random pool every time):
     a random per-process prefix, then a counter. Ids name requests; they guard nothing, so need not be secret."""
     prefix = secrets.token_hex(8)

@@ -211,17 +211,8 @@ class JWTVerifier:
             raise _Reject("algorithm")
         key = await issuer.key_for(header)
         self._check_signature(parts, key, alg)
-        self._check_claims(payload, issuer)
-        return self._identity(payload, issuer.cfg), self._valid_until(payload, issuer.cfg)
-
-    @staticmethod
-    def _valid_until(claims: Mapping[str, Any], cfg: IssuerConfig) -> float:
-        """Until when this verified token may be taken from the cache: the checks it passed still hold."""
-        leeway = float(cfg.leeway)
-        until = min(time.time() + VERIFIED_CACHE_SECONDS, float(claims["exp"]) + leeway)
-        if cfg.max_token_age is not None:
-            until = min(until, float(claims["iat"]) + float(cfg.max_token_age) + leeway)
-        return until
+        valid_until = self._check_claims(payload, issuer)
+        return self._identity(payload, issuer.cfg), valid_until
 
     @staticmethod
     def _check_header(header: Mapping[str, Any]) -> None:
@@ -261,8 +252,12 @@ class JWTVerifier:
             raise _Reject("bad_signature")
 
     @staticmethod
-    def _check_claims(claims: Mapping[str, Any], issuer: _Issuer) -> None:
-        """The registered claims (RFC 7519 §4.1) as PyJWT checks them, stricter on types, plus max token age."""
+    def _check_claims(claims: Mapping[str, Any], issuer: _Issuer) -> float:
+        """The registered claims (RFC 7519 §4.1) as PyJWT checks them, stricter on types, plus max token age.
+
+        Returns until when the time-bound checks keep holding (at most VERIFIED_CACHE_SECONDS from now): how long
+        the verified token may be answered from memory.
+        """
         cfg = issuer.cfg
         now = time.time()
         leeway = float(cfg.leeway)
@@ -287,8 +282,13 @@ class JWTVerifier:
         for name in ("sub", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise _Reject("invalid")
-        if cfg.max_token_age is not None and now - claims["iat"] > float(cfg.max_token_age) + leeway:
-            raise _Reject("too_old")
+        valid_until = min(now + VERIFIED_CACHE_SECONDS, claims["exp"] + leeway)
+        if cfg.max_token_age is not None:
+            too_old_at = claims["iat"] + float(cfg.max_token_age) + leeway
+            if now > too_old_at:
+                raise _Reject("too_old")
+            valid_until = min(valid_until, too_old_at)
+        return float(valid_until)
 
     @staticmethod
     def _identity(claims: Mapping[str, Any], cfg: IssuerConfig) -> CallerIdentity:
