@@ -8,22 +8,23 @@ from importlib.metadata import PackageNotFoundError, version
 
 import structlog
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Server
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
+from service.api.cors import CorsMiddleware, CorsPolicy
 from service.api.middleware import RequestContextMiddleware
+from service.api.openapi_docs import token_operation_docs
 from service.api.problems import EXCEPTION_HANDLERS
-from service.api.routes import OpsController, TokenController
-from service.api.token_endpoint import TOKEN_PATH, token_endpoint
+from service.api.routes import OpsController, ProfilesController
+from service.api.token_route import TOKEN_PATH, token_route
 from service.config import Settings
+from service.issuing import open_runtime
 from service.metrics import Metrics
-from service.runtime import open_runtime
 
 log = structlog.get_logger("livetoken")
 
@@ -58,30 +59,6 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-class LivetokenApp(Litestar):
-    """The Litestar app, with POST /v1/tokens answered before the framework's routing (see token_endpoint.py).
-
-    Requests that carry an Origin header while CORS is configured still go through the framework, whose CORS
-    middleware answers them; so do all other paths and methods.
-    """
-
-    fast_token: ASGIApp | None = None
-    cors: bool = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if (
-            scope["type"] == ScopeType.HTTP
-            and scope["path"] == TOKEN_PATH
-            and scope["method"] == "POST"
-            and self.fast_token is not None
-            and not (self.cors and any(name == b"origin" for name, _ in scope["headers"]))
-        ):
-            scope["path_template"] = TOKEN_PATH  # the metrics' route label, as the framework sets it
-            await self.fast_token(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
 def create_app(settings: Settings, metrics: Metrics | None = None) -> Litestar:
     """Build the app for `settings`; connections open in the lifespan, not here."""
     metrics = metrics or Metrics(version=package_version())
@@ -104,26 +81,28 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Litestar:
             await runtime.aclose()
             log.info("service_stopped")
 
-    cors = settings.file.server.cors_allow_origins
-    app = LivetokenApp(
-        route_handlers=[TokenController, OpsController],
+    cors = CorsPolicy(settings.cors_allow_origins, allow_local=settings.dev_mode)
+    config = openapi_config()
+    routes: list[ControllerRouterHandler] = [token_route, ProfilesController, OpsController]
+    if settings.dev_mode and settings.demo_dir is not None:  # the browser example, same-origin (make demo)
+        routes.append(create_static_files_router("/demo", [settings.demo_dir], html_mode=True, name="demo"))
+    app = Litestar(
+        route_handlers=routes,
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(RequestContextMiddleware, metrics=metrics)],
+        # One stack for every route, POST /v1/tokens included: request context outermost, then CORS.
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, metrics=metrics),
+            DefineMiddleware(CorsMiddleware, policy=cors, metrics=metrics),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=openapi_config(),
-        cors_config=CORSConfig(
-            allow_origins=cors,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
-        )
-        if cors
-        else None,
-        request_max_body_size=settings.file.server.max_body_bytes,
+        openapi_config=config,
         state=State({"metrics": metrics, "settings": settings}),
         debug=False,
         logging_config=None,
     )
-    app.fast_token = RequestContextMiddleware(token_endpoint(lambda: app.state.runtime), metrics)
-    app.cors = bool(cors)
+    # The raw token route is documented from the flow's types, in the same document the framework serves.
+    openapi = app.openapi_schema  # built once and kept by the framework: what /docs serves
+    path_item, schemas = token_operation_docs(OpenAPIConfig(title=config.title, version=config.version))
+    openapi.paths = {**(openapi.paths or {}), TOKEN_PATH: path_item}
+    openapi.components.schemas = {**schemas, **(openapi.components.schemas or {})}
     return app

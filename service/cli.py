@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import shutil
@@ -33,6 +34,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print("livetoken: starting the Live API emulator ...", file=sys.stderr)
             child, info = devmode.start_emulator_child(directory)
             settings = devmode.dev_settings(directory, info)
+        if args.cors_origin:
+            settings = settings.with_cors_origins(args.cors_origin)
+        if args.demo_dir:
+            settings = _with_demo(settings, args.demo_dir)
     except ConfigError as exc:
         print(f"livetoken: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -54,6 +59,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if child is not None:
             child.terminate()
             child.wait(timeout=10)
+
+
+def _with_demo(settings: Settings, demo_dir: str) -> Settings:
+    if not settings.dev_mode:
+        raise ConfigError("--demo-dir: the browser example is served in dev mode only (run without a config)")
+    if not (Path(demo_dir) / "index.html").is_file():
+        raise ConfigError(f"--demo-dir: no index.html in {demo_dir!r} (build it: make demo)")
+    return dataclasses.replace(settings, demo_dir=str(Path(demo_dir).resolve()))
 
 
 def _port_problem(host: str, port: int) -> str | None:
@@ -85,10 +98,21 @@ def _print_dev_banner(host: str, port: int, settings: Settings) -> None:
         "-H 'Content-Type: application/json' -d '{\"profile\": \"voice\"}'\n"
         "Talk to the emulator with it (text chat):\n"
         f"  {prefix}{exe} client --service {service} --jwt \"{jwt_cmd}\" --profile text --text 'Hello there'\n"
-        f"API docs: {service}/docs   Metrics: {service}/metrics\n",
+        f"API docs: {service}/docs   Metrics: {service}/metrics\n"
+        f"{_demo_line(service, settings)}",
         file=sys.stderr,
         flush=True,
     )
+
+
+def _demo_line(service: str, settings: Settings) -> str:
+    """Where to open the browser example, with a dev JWT in the URL fragment (which browsers never send)."""
+    if settings.demo_dir is None:
+        return ""
+    from service import devmode
+
+    jwt = devmode.mint_dev_jwt(devmode.state_dir(), "demo-user", ["live:tools"], 8 * 3600.0)
+    return f"Browser example (signed in as demo-user for 8 h):\n  {service}/demo/#jwt={jwt}\n"
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
@@ -146,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (default: $LIVETOKEN_CONFIG; none = dev mode)")
     serve.add_argument("--host", default=None, help="listen address (default: [server].host, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="listen port (default: [server].port, 8080)")
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="URL",
+        help="a browser origin allowed to call the service, e.g. https://app.example (repeatable; adds to "
+        "[server].cors_allow_origins and LIVETOKEN_CORS_ALLOW_ORIGINS; dev mode allows http://localhost:* itself)",
+    )
+    serve.add_argument(
+        "--demo-dir", metavar="DIR", help="dev mode: serve the built browser example from DIR at /demo/ (make demo)"
+    )
     serve.set_defaults(func=_cmd_serve)
 
     from service.client.cli import add_arguments as client_args

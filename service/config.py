@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 MIN_HS_SECRET_BYTES = 32
+# Written once, used by the config checks and the API's request type (and so the OpenAPI document).
+PROFILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+VOICE_NAME_PATTERN = r"^[A-Za-z]+$"
 
 # Voices documented for the Live API (shared/LIVE_API_PROTOCOL.md); a profile may only name these.
 KNOWN_VOICES = frozenset(
@@ -258,6 +261,7 @@ class EnvConfig:
     log_format: Literal["json", "console"] | None
     log_level: str
     issuer_secrets: Mapping[str, Secret] = field(default_factory=dict)
+    cors_allow_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,11 +272,33 @@ class Settings:
     env: EnvConfig
     dev_mode: bool = False
     config_path: str | None = None
+    demo_dir: str | None = None  # dev mode only: the built browser example, served at /demo/
 
     @property
     def profiles(self) -> dict[str, ProfileConfig]:
         """Profiles by name."""
         return self.file.profiles
+
+    def with_cors_origins(self, origins: list[str]) -> Settings:
+        """These settings with more browser origins (`serve --cors-origin`), each checked like the others."""
+        for origin in origins:
+            check_origin(origin, "--cors-origin")
+        env = replace(self.env, cors_allow_origins=(*self.env.cors_allow_origins, *origins))
+        return replace(self, env=env)
+
+    @property
+    def cors_allow_origins(self) -> tuple[str, ...]:
+        """Browser origins from the file, the environment and `serve --cors-origin` (dev mode adds local ones)."""
+        return (*self.file.server.cors_allow_origins, *self.env.cors_allow_origins)
+
+
+_ORIGIN = re.compile(r"https?://[^\s/?#@]+")
+
+
+def check_origin(origin: str, where: str) -> None:
+    """A browser origin as browsers send it: scheme://host[:port], no path or trailing slash; or `*` for any."""
+    if origin != "*" and not _ORIGIN.fullmatch(origin):
+        raise ConfigError(f"{where}: {origin!r} is not an origin such as https://app.example or http://localhost:5173")
 
 
 def _path_of(err: msgspec.ValidationError) -> str:
@@ -417,6 +443,8 @@ def _validate(cfg: FileConfig) -> None:
         raise ConfigError("limits.subject: at least one per-subject rule is required")
     if not 0 < cfg.limits.redis_timeout <= 5:
         raise ConfigError("limits.redis_timeout: must be more than 0 and at most 5s")
+    for origin in cfg.server.cors_allow_origins:
+        check_origin(origin, "server.cors_allow_origins")
     if not 0 < cfg.server.port < 65536:
         raise ConfigError("server.port: must be 1-65535")
     if not 256 <= cfg.server.max_body_bytes <= 1 << 20:
@@ -471,6 +499,9 @@ def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool 
     log_format = env.get("LIVETOKEN_LOG_FORMAT") or None
     if log_format not in (None, "json", "console"):
         raise ConfigError("LIVETOKEN_LOG_FORMAT: must be json or console")
+    cors = tuple(o.strip() for o in (env.get("LIVETOKEN_CORS_ALLOW_ORIGINS") or "").split(",") if o.strip())
+    for origin in cors:
+        check_origin(origin, "LIVETOKEN_CORS_ALLOW_ORIGINS")
     log_level = (env.get("LIVETOKEN_LOG_LEVEL") or "info").lower()
     if log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("LIVETOKEN_LOG_LEVEL: must be debug, info, warning or error")
@@ -497,6 +528,7 @@ def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool 
         log_format=log_format,  # type: ignore[arg-type]  # checked against the Literal just above
         log_level=log_level,
         issuer_secrets=secrets,
+        cors_allow_origins=cors,
     )
 
 

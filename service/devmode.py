@@ -51,6 +51,17 @@ output_audio_transcription = true
 session_resumption = true
 context_window_compression = true
 
+[profiles.video]
+description = "Voice and video chat: camera or screen frames (1 per second) with audio; Google ends such sessions after 2 minutes."
+model = "gemini-2.5-flash-native-audio-preview-12-2025"
+response_modalities = ["AUDIO"]
+voice = "Puck"
+system_instruction = "You are a friendly assistant who can see the user's camera or screen. Be brief."
+input_audio_transcription = true
+output_audio_transcription = true
+session_resumption = true
+session_ttl = "2m"
+
 [profiles.text]
 description = "Text chat."
 model = "gemini-2.5-flash-native-audio-preview-12-2025"
@@ -160,7 +171,7 @@ def dev_settings(directory: Path, emulator: EmulatorInfo | None) -> Settings:
             "LIVETOKEN_GEMINI_BASE_URL": emulator.base_url,
             "LIVETOKEN_GEMINI_CA_FILE": emulator.ca_file,
         }
-    for name in ("LIVETOKEN_LOG_FORMAT", "LIVETOKEN_LOG_LEVEL"):
+    for name in ("LIVETOKEN_LOG_FORMAT", "LIVETOKEN_LOG_LEVEL", "LIVETOKEN_CORS_ALLOW_ORIGINS"):
         if name in os.environ:
             env[name] = os.environ[name]
     loaded: EnvConfig = load_env(env, file, require_api_key=emulator is not None)

@@ -82,6 +82,24 @@ class MethodNotAllowed(LivetokenError):
     default_detail = "This path does not accept that method."
 
 
+class OriginNotAllowed(LivetokenError):
+    """A browser's CORS preflight from an origin this deployment does not serve."""
+
+    status, slug, title = 403, "origin-not-allowed", "Origin not allowed"
+    default_detail = "This origin may not call the service from a browser; ask its operator to add it."
+
+
+class RequestRefused(LivetokenError):
+    """Another 4xx the HTTP framework answers by itself (its status is kept; its text is not shown)."""
+
+    slug, title = "request-refused", "Request refused"
+    default_detail = "The request was refused."
+
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+
+
 class IdempotencyInProgress(LivetokenError):
     status, slug, title = 409, "idempotency-in-progress", "Request in progress"
     default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
@@ -139,6 +157,8 @@ ALL_PROBLEMS: tuple[type[LivetokenError], ...] = (
     ProfileNotFound,
     NotFound,
     MethodNotAllowed,
+    OriginNotAllowed,
+    RequestRefused,
     IdempotencyInProgress,
     PayloadTooLarge,
     UnsupportedMediaType,

@@ -17,10 +17,10 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from service import errors
+from service.api.schemas import PROBLEM_MEDIA_TYPE
 from service.metrics import Metrics
 
 log = structlog.get_logger("livetoken.http")
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def _from_litestar(exc: HTTPException) -> errors.LivetokenError:
@@ -39,9 +39,7 @@ def _from_litestar(exc: HTTPException) -> errors.LivetokenError:
     if status == 429:
         return errors.RateLimited()
     if 400 <= status < 500:
-        err = errors.MalformedRequest()
-        err.status = status
-        return err
+        return errors.RequestRefused(status)
     return errors.LivetokenError()
 
 

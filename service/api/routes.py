@@ -1,53 +1,25 @@
-"""HTTP routes. Handlers stay thin: read, call the runtime's objects, answer."""
+"""HTTP routes other than POST /v1/tokens (token_route.py). Handlers stay thin: read, call the runtime, answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import structlog
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
-from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation, TokenOperation
-from service.api.problems import handle_livetoken
-from service.api.schemas import Health, ProfileList, Readiness, TokenResponse
-from service.api.token_endpoint import NO_STORE, answer_token_request
-from service.errors import LivetokenError
-from service.runtime import Runtime
+from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation
+from service.api.schemas import Health
+from service.api.token_route import NO_STORE
+from service.issuing import ProfileList, Readiness, Runtime
 
 
-class TokenController(Controller):
-    """`/v1`: token issuing and profile listing."""
+class ProfilesController(Controller):
+    """`/v1/profiles`: which profiles this caller may ask tokens for."""
 
     path = "/v1"
     tags = ["tokens"]
-
-    @post(
-        "/tokens",
-        status_code=201,
-        summary="Issue an ephemeral Live API token",
-        description=(
-            "Verifies the caller's JWT, checks the profile against its claims, rate-limits, and mints a "
-            "single-use, short-lived token whose Live session config is locked to the profile."
-        ),
-        operation_class=TokenOperation,
-        responses=PROBLEM_RESPONSES,
-    )
-    async def issue_token(self, request: Request[Any, Any, State]) -> Response[TokenResponse]:
-        """Issue one token for the verified caller (token_endpoint.py holds the steps; most requests reach
-        them without the framework)."""
-        try:
-            result = await answer_token_request(request.app.state.runtime, request.headers.get, request.stream())
-        except LivetokenError as err:
-            # Rendered here rather than re-raised: the framework's exception path costs more than the refusal.
-            return handle_livetoken(request, err)
-        return Response(
-            content=result.body,  # type: ignore[arg-type]  # pre-encoded TokenResponse (also what replays send)
-            status_code=result.status,
-            media_type="application/json",
-            headers=result.headers,
-        )
 
     @get(
         "/profiles",

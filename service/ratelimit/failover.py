@@ -21,13 +21,33 @@ log = structlog.get_logger("livetoken.ratelimit")
 State = Literal["ok", "fallback", "unavailable"]
 
 
+class FailMode:
+    """The one decision of what a request does when Redis cannot answer: refuse it (closed) or go on with this
+    replica's own memory (open). The limiter and the idempotency store both ask it."""
+
+    def __init__(self, mode: Literal["closed", "open"], metrics: Metrics) -> None:
+        self.mode = mode
+        self._metrics = metrics
+
+    @property
+    def is_open(self) -> bool:
+        """Whether requests go on in memory while Redis is down."""
+        return self.mode == "open"
+
+    def use_fallback(self) -> None:
+        """Called when Redis cannot answer: raises the fast 503 when closed, counts a fallback decision when open."""
+        if self.mode == "closed":
+            raise RateLimiterUnavailable(retry_after=1.0)
+        self._metrics.ratelimit_fallback_decisions.inc()
+
+
 class FailoverRateLimiter:
     """Wraps the Redis limiter with the configured fail mode."""
 
     def __init__(
         self,
         primary: RateLimiter,
-        fail_mode: Literal["closed", "open"],
+        fail_mode: FailMode,
         metrics: Metrics,
         backoff: float = 0.5,
         failure_threshold: int = 3,
@@ -52,8 +72,8 @@ class FailoverRateLimiter:
         self._down_until = self._clock() + self._backoff
         if not self._down:
             self._down = True
-            log.warning("ratelimit_store_down", fail_mode=self._fail_mode, error_type=reason)
-            if self._fail_mode == "open":
+            log.warning("ratelimit_store_down", fail_mode=self._fail_mode.mode, error_type=reason)
+            if self._fail_mode.is_open:
                 self._metrics.ratelimit_fallback.set(1)
 
     def _mark_up(self) -> None:
@@ -64,9 +84,7 @@ class FailoverRateLimiter:
             self._metrics.ratelimit_fallback.set(0)
 
     def _fallback_decision(self, checks: Sequence[LimitCheck]) -> Decision:
-        if self._fail_mode == "closed":
-            raise RateLimiterUnavailable(retry_after=1.0)
-        self._metrics.ratelimit_fallback_decisions.inc()
+        self._fail_mode.use_fallback()
         return self._fallback.decide(checks)
 
     async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
@@ -83,7 +101,7 @@ class FailoverRateLimiter:
 
     async def refund(self, checks: Sequence[LimitCheck]) -> None:
         """Refund where the request was charged."""
-        if self._down and self._fail_mode == "open":
+        if self._down and self._fail_mode.is_open:
             self._fallback.give_back(checks)
         else:
             await self.primary.refund(checks)
@@ -95,7 +113,7 @@ class FailoverRateLimiter:
             return "ok"
         self._failures = max(self._failures, self._threshold - 1)  # a failed health probe is decisive
         self._mark_down()
-        return "fallback" if self._fail_mode == "open" else "unavailable"
+        return "fallback" if self._fail_mode.is_open else "unavailable"
 
     async def ping(self) -> bool:
         """Whether the primary store answers."""

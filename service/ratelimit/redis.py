@@ -12,7 +12,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -44,6 +43,17 @@ def blocking_pool(url: str, timeout: float, size: int = 64) -> aioredis.Blocking
     )
 
 
+RedisClient = aioredis.Redis | RedisCluster
+
+
+def connect_redis(url: str, timeout: float, *, cluster: bool = False) -> RedisClient:
+    """The process's one Redis client (connecting lazily), shared by the limiter, idempotency and readiness;
+    every socket operation bounded by `timeout`."""
+    if cluster:
+        return RedisCluster.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return aioredis.Redis.from_pool(blocking_pool(url, timeout))
+
+
 def _tag(key: str) -> str:
     return key[key.index("{") + 1 : key.index("}")]
 
@@ -53,8 +63,11 @@ class RedisRateLimiter:
 
     backend = "redis"
 
-    def __init__(self, client: aioredis.Redis | RedisCluster, *, timeout: float, prefix: str, metrics: Metrics) -> None:
+    def __init__(
+        self, client: RedisClient, *, timeout: float, prefix: str, metrics: Metrics, owns_client: bool = False
+    ) -> None:
         self._client = client
+        self._owns_client = owns_client
         self._cluster = isinstance(client, RedisCluster)
         self._timeout = timeout
         self._prefix = prefix + ":gcra:"
@@ -65,20 +78,15 @@ class RedisRateLimiter:
         self._gcra = client.register_script(GCRA_SCRIPT)
         self._refund = client.register_script(REFUND_SCRIPT)
         # A single node runs every check of a request as one EVALSHA on the lean path (see connections.py).
-        self._lean = None if isinstance(client, RedisCluster) else LeanConnections(client.connection_pool, 64, timeout)
+        self._lean = None if isinstance(client, RedisCluster) else LeanConnections(client.connection_pool, 32, timeout)
 
     @classmethod
     def from_url(
         cls, url: str, *, timeout: float, prefix: str, metrics: Metrics, cluster: bool = False
     ) -> RedisRateLimiter:
-        """Connect lazily to `url` (a cluster when `cluster` is set); every socket operation bounded by `timeout`."""
-        opts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        client: aioredis.Redis | RedisCluster
-        if cluster:
-            client = RedisCluster.from_url(url, **opts)
-        else:
-            client = aioredis.Redis.from_pool(blocking_pool(url, timeout))
-        return cls(client, timeout=timeout, prefix=prefix, metrics=metrics)
+        """A limiter with a client of its own (tests, tools); the service shares one client (`connect_redis`)."""
+        client = connect_redis(url, timeout, cluster=cluster)
+        return cls(client, timeout=timeout, prefix=prefix, metrics=metrics, owns_client=True)
 
     def _groups(self, checks: Sequence[LimitCheck]) -> list[list[int]]:
         if not self._cluster:
@@ -174,7 +182,8 @@ class RedisRateLimiter:
             return False
 
     async def aclose(self) -> None:
-        """Close the connections."""
+        """Close the limiter's own connections (and the client, where it is the limiter's own)."""
         if self._lean is not None:
             await self._lean.aclose()
-        await self._client.aclose()
+        if self._owns_client:
+            await self._client.aclose()

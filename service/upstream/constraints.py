@@ -62,10 +62,10 @@ def build_constraints(profile: ProfileConfig) -> dict[str | None, types.LiveConn
     return out
 
 
-def public_setup(constraints: types.LiveConnectConstraints) -> dict[str, Any]:
-    """The locked config as plain JSON (snake_case, SDK field names) for the client to mirror."""
-    assert constraints.config is not None
-    return {
-        "model": constraints.model,
-        "config": constraints.config.model_dump(mode="json", exclude_none=True),
-    }
+def public_config(constraints: types.LiveConnectConstraints) -> dict[str, Any]:
+    """The locked config in the Live API's camelCase JSON, for the client to pass to its SDK unchanged.
+
+    Google's JS SDK reads camelCase only (snake_case fields are silently dropped); the Python SDK takes both.
+    """
+    config = constraints.config or types.LiveConnectConfig()
+    return config.model_dump(mode="json", exclude_none=True, by_alias=True)

@@ -70,7 +70,7 @@ def test_dev_jwt_and_token_over_http(dev_service: tuple[ServiceProcess, str, Pat
     token = jwt_out.stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     profiles = httpx.get(url + "/v1/profiles", headers=headers, timeout=10)
-    assert {p["name"] for p in profiles.json()["profiles"]} == {"voice", "text", "tools"}
+    assert {p["name"] for p in profiles.json()["profiles"]} == {"voice", "video", "text", "tools"}
     resp = httpx.post(url + "/v1/tokens", json={"profile": "tools"}, headers=headers, timeout=10)
     assert resp.status_code == 201, resp.text
     assert resp.json()["connect"]["base_url"].startswith("https://127.0.0.1:")

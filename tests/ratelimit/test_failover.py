@@ -10,10 +10,17 @@ import pytest
 from service.config import LimitRule, LimitsConfig
 from service.errors import RateLimiterUnavailable
 from service.metrics import Metrics
-from service.ratelimit import FailoverRateLimiter, build_limiter, checks_for
+from service.ratelimit import FailMode, FailoverRateLimiter, RedisClient, build_limiter, checks_for, connect_redis
 from tests.support.redis_proc import RedisProcess
 
 LIMITS = {"subject": [LimitRule(rate=1000, burst=1000)], "redis_timeout": 0.2}
+
+
+def _failover(limits: LimitsConfig, url: str, metrics: Metrics) -> tuple[FailoverRateLimiter, RedisClient]:
+    client = connect_redis(url, float(limits.redis_timeout))
+    limiter = build_limiter(limits, client, metrics, FailMode(limits.fail_mode, metrics))
+    assert isinstance(limiter, FailoverRateLimiter)
+    return limiter, client
 
 
 async def _recovers(limiter: FailoverRateLimiter, checks: list, within: float) -> float:  # type: ignore[type-arg]
@@ -30,8 +37,7 @@ async def _recovers(limiter: FailoverRateLimiter, checks: list, within: float) -
 async def test_fail_closed_refuses_fast_and_recovers(redis_proc: RedisProcess) -> None:
     """Closed: Redis gone → RateLimiterUnavailable within the timeout; back → Redis decides again in < 5 s."""
     metrics = Metrics()
-    limiter = build_limiter(LimitsConfig(fail_mode="closed", **LIMITS), redis_proc.url, metrics)  # type: ignore[arg-type]
-    assert isinstance(limiter, FailoverRateLimiter)
+    limiter, client = _failover(LimitsConfig(fail_mode="closed", **LIMITS), redis_proc.url, metrics)  # type: ignore[arg-type]
     checks = checks_for(LimitsConfig(**LIMITS), "p", [], "alice", None)  # type: ignore[arg-type]
     assert (await limiter.acquire(checks)).allowed
     redis_proc.stop()
@@ -44,14 +50,14 @@ async def test_fail_closed_refuses_fast_and_recovers(redis_proc: RedisProcess) -
     redis_proc.start()
     assert await _recovers(limiter, checks, within=5.0) < 5.0
     await limiter.aclose()
+    await client.aclose()
 
 
 async def test_fail_open_limits_in_memory_and_shows_it(redis_proc: RedisProcess) -> None:
     """Open: Redis gone → the in-memory limiter decides (still limiting) and the fallback gauge is 1."""
     metrics = Metrics()
     tight = {"subject": [LimitRule(rate=3, period=3600, burst=3)], "redis_timeout": 0.2}
-    limiter = build_limiter(LimitsConfig(fail_mode="open", **tight), redis_proc.url, metrics)  # type: ignore[arg-type]
-    assert isinstance(limiter, FailoverRateLimiter)
+    limiter, client = _failover(LimitsConfig(fail_mode="open", **tight), redis_proc.url, metrics)  # type: ignore[arg-type]
     checks = checks_for(LimitsConfig(**tight), "p", [], "bob", None)  # type: ignore[arg-type]
     redis_proc.stop()
     decisions = [await limiter.acquire(checks) for _ in range(5)]
@@ -64,3 +70,4 @@ async def test_fail_open_limits_in_memory_and_shows_it(redis_proc: RedisProcess)
     await _recovers(limiter, checks, within=5.0)
     assert "livetoken_ratelimit_fallback_active 0.0" in metrics.render().decode()
     await limiter.aclose()
+    await client.aclose()

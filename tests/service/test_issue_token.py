@@ -42,7 +42,18 @@ async def test_issues_a_locked_single_use_token(settings: Any, emulator: Any) ->
     assert connect["websocket_url"].endswith(
         "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
     )
-    assert connect["config"]["response_modalities"] == ["AUDIO"]
+    assert connect["api_version"] == "v1alpha"
+    assert connect["model"] == "gemini-2.5-flash-native-audio-preview-12-2025"
+    # The Live API's own camelCase JSON: what the JS SDK's LiveConnectConfig takes unchanged.
+    assert connect["config"] == {
+        "responseModalities": ["AUDIO"],
+        "temperature": 0.7,
+        "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Kore"}}},
+        "systemInstruction": "You are a helpful voice assistant.",
+        "inputAudioTranscription": {},
+        "outputAudioTranscription": {},
+        "sessionResumption": {},
+    }
     assert "RateLimit" in resp.headers
     assert "RateLimit-Policy" in resp.headers
     # The emulator knows the token and holds exactly one use for it.

@@ -11,7 +11,8 @@ from google.genai import types
 from service.config import FunctionDeclaration, ProfileConfig, Secret, UpstreamConfig
 from service.metrics import Metrics
 from service.upstream.constraints import build_constraints
-from service.upstream.minter import TokenMinter, sdk_http_options, sdk_request_body
+from service.upstream import TokenMinter, sdk_http_options
+from service.upstream.sdk import token_request_sender
 
 
 async def test_template_equals_what_auth_tokens_create_sends(emulator: Any) -> None:
@@ -28,7 +29,7 @@ async def test_template_equals_what_auth_tokens_create_sends(emulator: Any) -> N
     client = genai.Client(api_key=emulator.api_key, http_options=sdk_http_options(emulator.base_url, emulator.ca_file))
     try:
         await client.aio.auth_tokens.create(config=config)
-        ours = sdk_request_body(client.aio._api_client, config)
+        ours = token_request_sender(client).request_body(config)
     finally:
         await client.aio.aclose()
     assert emulator.last_request()["body"] == ours

@@ -5,45 +5,33 @@ Authentication happens before this (the handler verifies the JWT); everything he
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
 import structlog
 
-from service.api.schemas import ConnectInfo, ProfileInfo, TokenRequest, TokenResponse
 from service.auth import CallerIdentity, may_use
 from service.config import ProfileConfig, Settings
-from service.errors import ProfileForbidden, ProfileNotFound, RateLimited, RateLimiterUnavailable
-from service.idempotency import (
+from service.errors import ProfileForbidden, ProfileNotFound, RateLimited
+from service.issuing.idempotency import (
     IdempotencyStore,
     IdempotencyStoreUnavailableError,
     MemoryIdempotencyStore,
     StoredAnswer,
     store_key,
 )
+from service.issuing.types import ConnectInfo, IssueResult, ProfileInfo, TokenRequest, TokenResponse
 from service.logging import fingerprint
 from service.metrics import Metrics
-from service.ratelimit import RateLimiter, checks_for, ratelimit_headers
-from service.upstream.constraints import public_setup
-from service.upstream.minter import API_VERSION, TokenMinter
+from service.ratelimit import FailMode, RateLimiter, checks_for, ratelimit_headers
+from service.upstream import API_VERSION, TokenMinter, live_endpoint, public_config
 
-GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
 log = structlog.get_logger("livetoken.audit")
 
 
 class OverrideNotAllowed(ProfileForbidden):
     slug, title = "override-not-allowed", "Override not allowed"
     default_detail = "This profile does not allow that voice."
-
-
-@dataclass(frozen=True, slots=True)
-class IssueResult:
-    """An HTTP answer: status, JSON body bytes, extra headers."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _iso(dt: datetime) -> str:
@@ -60,6 +48,7 @@ class TokenIssuer:
         idempotency: IdempotencyStore,
         minter: TokenMinter,
         metrics: Metrics,
+        fail_mode: FailMode,
     ) -> None:
         self._settings = settings
         self._profiles = settings.profiles
@@ -69,13 +58,11 @@ class TokenIssuer:
         self._idempotency_fallback = MemoryIdempotencyStore()
         self._minter = minter
         self._metrics = metrics
-        base = (settings.env.gemini_base_url or GOOGLE_BASE_URL).rstrip("/")
-        host = base.split("://", 1)[1]
-        self._base_url = base
-        self._ws_url = f"wss://{host}/ws/google.ai.generativelanguage.{API_VERSION}.GenerativeService.BidiGenerateContentConstrained"
-        # The locked setups never change: render their public JSON once.
-        self._setups = {
-            (name, voice): public_setup(minter.constraints(name, voice))
+        self._fail_mode = fail_mode
+        self._endpoint = live_endpoint(settings.env.gemini_base_url)
+        # The locked configs never change: render their public JSON once.
+        self._configs = {
+            (name, voice): public_config(minter.constraints(name, voice))
             for name, p in self._profiles.items()
             for voice in (None, *p.allowed_voices)
         }
@@ -126,9 +113,7 @@ class TokenIssuer:
             try:
                 claim = await store.begin(idem_key, request_hash, pending_ttl)
             except IdempotencyStoreUnavailableError:
-                if self._limits.fail_mode == "closed":
-                    raise RateLimiterUnavailable(retry_after=1.0) from None
-                # Fail open: this replica remembers the key itself until Redis is back.
+                self._fail_mode.use_fallback()  # closed: the fast 503; open: this replica remembers the key itself
                 store = self._idempotency_fallback
                 claim = await store.begin(idem_key, request_hash, pending_ttl)
             if claim.answer is not None:
@@ -165,11 +150,11 @@ class TokenIssuer:
                 api_version=API_VERSION,
                 voice=voice or profile.voice,
                 connect=ConnectInfo(
-                    base_url=self._base_url,
-                    websocket_url=self._ws_url,
+                    base_url=self._endpoint.base_url,
+                    websocket_url=self._endpoint.websocket_url,
                     api_version=API_VERSION,
                     model=model,
-                    config=self._setups[(req.profile, voice)]["config"],
+                    config=self._configs[(req.profile, voice)],
                 ),
             )
         )

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
-import redis.asyncio as aioredis
+import msgspec
 import structlog
-from redis.asyncio.cluster import RedisCluster
 
-from service.api.schemas import Readiness
 from service.auth import JWTVerifier
 from service.config import Settings
 from service.errors import ServiceShuttingDown
-from service.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
-from service.issuing import TokenIssuer
+from service.issuing.flow import TokenIssuer
+from service.issuing.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from service.metrics import Metrics
-from service.ratelimit import FailoverRateLimiter, RateLimiter, build_limiter
-from service.ratelimit.redis import blocking_pool
-from service.upstream.minter import TokenMinter
+from service.ratelimit import FailMode, FailoverRateLimiter, RateLimiter, build_limiter, connect_redis
+from service.upstream import TokenMinter
 
 log = structlog.get_logger("livetoken")
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Readiness: whether this instance should receive traffic, and why."""
+
+    status: Literal["ready", "not_ready"]
+    config: Literal["loaded"]
+    rate_limiter: Literal["ok", "fallback", "unavailable"]
+    rate_limiter_backend: Literal["redis", "memory"]
+    upstream_circuit: Literal["closed", "open", "half_open"]
+    jwks: Literal["ok", "stale", "unavailable"]
 
 
 @dataclass
@@ -76,24 +84,20 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         )
         verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
         await verifier.start()
-        redis_url = settings.env.redis_url.reveal() if settings.env.redis_url else None
         limits = settings.file.limits
-        limiter = build_limiter(limits, redis_url, metrics, cluster=limits.redis_cluster)
-        stack.push_async_callback(limiter.aclose)
-        idempotency: IdempotencyStore
-        if redis_url is None:
-            idempotency = MemoryIdempotencyStore()
-        else:
-            timeout = float(settings.file.limits.redis_timeout)
-            opts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-            client: aioredis.Redis | RedisCluster = (
-                RedisCluster.from_url(redis_url, **opts)
-                if limits.redis_cluster
-                else aioredis.Redis.from_pool(blocking_pool(redis_url, timeout))
-            )
+        fail_mode = FailMode(limits.fail_mode, metrics)
+        idempotency: IdempotencyStore = MemoryIdempotencyStore()
+        client = None
+        if settings.env.redis_url is not None:
+            # One client (one pool) for the process: the limiter, the idempotency store and readiness share it.
+            timeout = float(limits.redis_timeout)
+            client = connect_redis(settings.env.redis_url.reveal(), timeout, cluster=limits.redis_cluster)
             stack.push_async_callback(client.aclose)
             idempotency = RedisIdempotencyStore(client, timeout)
-        assert settings.env.gemini_api_key is not None
+        limiter = build_limiter(limits, client, metrics, fail_mode)
+        stack.push_async_callback(limiter.aclose)
+        if settings.env.gemini_api_key is None:  # load_env requires it outside commands that never mint
+            raise RuntimeError("no Gemini API key configured")
         minter = TokenMinter(
             api_key=settings.env.gemini_api_key,
             base_url=settings.env.gemini_base_url,
@@ -103,7 +107,7 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
             metrics=metrics,
         )
         stack.push_async_callback(minter.aclose)
-        issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics)
+        issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode)
     except BaseException:
         await stack.aclose()
         raise

@@ -1,0 +1,82 @@
+"""The token flow's own value types: what a caller asks for and what it gets back (the API's wire types).
+
+They live with the flow that owns them; the HTTP layer decodes into and encodes from them, and the OpenAPI
+document is generated from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from service.config import PROFILE_NAME_PATTERN, VOICE_NAME_PATTERN
+
+ProfileName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=PROFILE_NAME_PATTERN)]
+VoiceName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=VOICE_NAME_PATTERN)]
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Ask for a token for one profile; `voice` only where the profile allows overriding it."""
+
+    profile: Annotated[ProfileName, msgspec.Meta(description="Name of a configured profile the caller may use.")]
+    voice: VoiceName | None = None  # a voice override: only voices the profile lists in allowed_voices
+
+
+class ConnectInfo(msgspec.Struct, frozen=True):
+    """What a client needs to open the Live session with the token.
+
+    `config` is the locked session config in the Live API's own camelCase JSON: Google's JS SDK takes it as
+    its `LiveConnectConfig` unchanged, and so does the Python SDK.
+    """
+
+    base_url: str
+    websocket_url: str
+    api_version: str
+    model: str
+    config: dict[str, Any]
+
+
+class TokenResponse(msgspec.Struct, frozen=True):
+    """A freshly minted, single-use, locked ephemeral token."""
+
+    token: str
+    expire_time: str
+    new_session_expire_time: str
+    uses: int
+    profile: str
+    model: str
+    api_version: str
+    voice: str | None
+    connect: ConnectInfo
+
+
+class ProfileInfo(msgspec.Struct, frozen=True):
+    """A profile the caller may request tokens for."""
+
+    name: str
+    description: str
+    model: str
+    response_modality: Literal["AUDIO", "TEXT"]
+    voice: str | None
+    allowed_voices: list[str]
+    tools: list[str]
+    session_ttl_seconds: float
+    new_session_ttl_seconds: float
+    uses: int
+
+
+class ProfileList(msgspec.Struct, frozen=True):
+    """Profiles available to the caller."""
+
+    profiles: list[ProfileInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueResult:
+    """The flow's answer: status, JSON body bytes, extra headers."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
