@@ -36,12 +36,16 @@ from tests.support.redis_proc import RedisProcess, free_port
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-issuer-secret-0123456789-abcdefghijkl"
 ISSUER = "https://bench.test/"
+BROWSER_ORIGIN = "https://app.bench.test"
 CONFIG = f"""
 [[issuers]]
 issuer = "{ISSUER}"
 audiences = ["livetoken"]
 algorithms = ["HS256"]
 hs256_secret_env = "BENCH_SECRET"
+
+[server]
+cors_allow_origins = ["{BROWSER_ORIGIN}"]  # the browser row sends an Origin header: CORS on, as a web app sees it
 
 [limits]
 subject = [{{ rate = 100000000, period = "1h", burst = 100000000 }}]
@@ -76,21 +80,28 @@ def token_for(sub: str, jti: int = 0) -> str:
 _fresh = iter(range(1, 10**9))
 
 
-def issue_requests(port: int, subjects: list[str], count: int) -> list[bytes]:
+def issue_requests(port: int, subjects: list[str], count: int, origin: str | None = None) -> list[bytes]:
     """`count` token requests cycling over `subjects`, each with a JWT the service has not seen before
     (the service remembers verified JWTs for a minute, so reusing them would hide the verification cost)."""
     return [
-        post("/v1/tokens", port, token_for(subjects[i % len(subjects)], next(_fresh)), b'{"profile":"voice"}')
+        post("/v1/tokens", port, token_for(subjects[i % len(subjects)], next(_fresh)), b'{"profile":"voice"}', origin)
         for i in range(count)
     ]
 
 
-def post(path: str, port: int, token: str | None, body: bytes) -> bytes:
-    """Serialized POST with a JSON body."""
+def post(path: str, port: int, token: str | None, body: bytes, origin: str | None = None) -> bytes:
+    """Serialized POST with a JSON body (and an Origin header, as a browser sends)."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    if origin:
+        headers["Origin"] = origin
     return build_request("POST", path, f"127.0.0.1:{port}", headers, body)
+
+
+def say(message: str) -> None:
+    """Progress, on stderr."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -154,6 +165,7 @@ def git_commit() -> str | None:
 # The issue's targets: (what, JSON path, limit, unit). Benchmarks, not timed tests: a busy host reads higher.
 TARGETS = (
     ("service CPU per issued token", ("issue", "cpu_ms_per_request"), 0.5, "ms"),
+    ("browser token CPU / plain token CPU", ("browser_vs_plain",), 1.10, "x"),
     ("service CPU per 401", ("reject_401", "cpu_ms_per_request"), 0.2, "ms"),
     ("service CPU per 429 (one JWT)", ("reject_429", "cpu_ms_per_request"), 0.2, "ms"),
     ("service CPU per 429 (new JWT each)", ("reject_429_fresh_jwt", "cpu_ms_per_request"), 0.2, "ms"),
@@ -258,11 +270,11 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         wait_http(f"http://127.0.0.1:{port}/healthz", service)
         wait_http(f"http://127.0.0.1:{base_port}/echo", baseline)
         n, c = args.requests, args.concurrency
-        say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         echo = [post("/echo", base_port, None, b'{"profile":"voice"}')]
         users = [f"user-{i}" for i in range(1000)]
         say("signing caller JWTs ...")
         issue = issue_requests(port, users, n // 2)
+        issue_browser = issue_requests(port, users, n // 2, origin=BROWSER_ORIGIN)
         repeat = [post("/v1/tokens", port, token_for(u), b'{"profile":"voice"}') for u in users]
         bad = token_for("mallory")[:-4] + "AAAA"
         reject401 = [post("/v1/tokens", port, bad, b'{"profile":"voice"}')]
@@ -280,6 +292,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         out["baseline"] = await measure(baseline.pid, base_port, echo, n, c)
         say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects, a new JWT each time, zero-latency upstream) ...")
         out["issue"] = await measure(service.pid, port, issue, n // 2, c)
+        say(f"issue: POST /v1/tokens x{n // 2} from a browser (Origin header, CORS on), a new JWT each time ...")
+        out["issue_browser"] = await measure(service.pid, port, issue_browser, n // 2, c)
         say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects whose JWTs were verified before) ...")
         out["issue_known_jwt"] = await measure(service.pid, port, repeat, n // 2, c)
         say(f"reject 401: bad JWT x{n} ...")
@@ -325,6 +339,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     base = out["baseline"]["cpu_ms_per_request"]
     for key in (
         "issue",
+        "issue_browser",
         "issue_known_jwt",
         "reject_401",
         "reject_429",
@@ -333,6 +348,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "growth_100k_subjects",
     ):
         out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
+    out["browser_vs_plain"] = round(out["issue_browser"]["cpu_ms_per_request"] / out["issue"]["cpu_ms_per_request"], 3)
     return out
 
 
@@ -341,6 +357,7 @@ def report(out: dict[str, Any]) -> None:
     rows = [
         ("bare Litestar JSON POST", "baseline"),
         ("issued token", "issue"),
+        ("issued, from a browser (Origin, CORS)", "issue_browser"),
         ("issued, caller's JWT seen before", "issue_known_jwt"),
         ("rejected: bad JWT (401)", "reject_401"),
         ("rejected: over limit (429), one JWT", "reject_429"),
@@ -348,12 +365,12 @@ def report(out: dict[str, Any]) -> None:
         ("issued, 1 subject", "growth_1_subject"),
         ("issued, 100k subjects in Redis", "growth_100k_subjects"),
     ]
-    print(f"\n{'scenario':34} {'CPU ms/req':>10} {'x base':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
+    print(f"\n{'scenario':38} {'CPU ms/req':>10} {'x base':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
     for label, key in rows:
         r = out[key]
         ratio = r.get("ratio_to_baseline", 1.0)
         print(
-            f"{label:34} {r['cpu_ms_per_request']:>10.3f} {ratio:>7.2f} {r['throughput_rps']:>8.0f} "
+            f"{label:38} {r['cpu_ms_per_request']:>10.3f} {ratio:>7.2f} {r['throughput_rps']:>8.0f} "
             f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}  {r['statuses']}"
         )
     print()

@@ -52,7 +52,7 @@ session_resumption = true
 context_window_compression = true
 
 [profiles.video]
-description = "Voice and video chat: camera or screen frames (1 per second) with audio; Google ends such sessions after 2 minutes."
+description = "Voice and video: camera or screen frames (1 per second) with audio; Google ends these after 2 minutes."
 model = "gemini-2.5-flash-native-audio-preview-12-2025"
 response_modalities = ["AUDIO"]
 voice = "Puck"

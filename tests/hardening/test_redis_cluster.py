@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from service.config import LimitRule, LimitsConfig
+from service.config import Duration, LimitRule, LimitsConfig
 from service.metrics import Metrics
 from service.ratelimit import RedisRateLimiter, checks_for
 from tests.support.redis_proc import RedisProcess, free_cluster_port
@@ -33,12 +33,12 @@ def cluster() -> Iterator[list[RedisProcess]]:
     clients = [redis.Redis(port=n.port) for n in nodes]
     bounds = [0, SLOTS // 3, 2 * SLOTS // 3, SLOTS]
     for i, client in enumerate(clients):
-        client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)
+        client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)  # type: ignore[no-untyped-call]
     for client in clients[1:]:
-        client.execute_command("CLUSTER MEET", "127.0.0.1", nodes[0].port)
+        client.execute_command("CLUSTER MEET", "127.0.0.1", nodes[0].port)  # type: ignore[no-untyped-call]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if all(c.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for c in clients):
+        if all(c.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for c in clients):  # type: ignore[no-untyped-call]
             break
         time.sleep(0.1)
     else:
@@ -53,13 +53,13 @@ def cluster() -> Iterator[list[RedisProcess]]:
 def test_keys_land_by_hash_tag_on_the_owning_node(cluster: list[RedisProcess]) -> None:
     """One subject's rules share a slot (one script per node); subject, tenant and global spread out."""
     limits = LimitsConfig(
-        subject=[LimitRule(rate=5), LimitRule(rate=50, period=3600)],
+        subject=[LimitRule(rate=5), LimitRule(rate=50, period=Duration(3600))],
         tenant=[LimitRule(rate=9)],
         global_=[LimitRule(rate=99)],
-    )  # type: ignore[arg-type]
-    checks = checks_for(limits, "voice", [LimitRule(rate=2)], "issuer\x1falice", "acme")  # type: ignore[list-item]
+    )
+    checks = checks_for(limits, "voice", [LimitRule(rate=2)], "issuer\x1falice", "acme")
     probe = redis.RedisCluster(host="127.0.0.1", port=cluster[0].port)
-    slots = {c.key: probe.keyslot("livetoken:gcra:" + c.key) for c in checks}
+    slots = {c.key: probe.keyslot("livetoken:gcra:" + c.key) for c in checks}  # type: ignore[no-untyped-call]
     subject_slots = {slots[c.key] for c in checks if c.layer in ("subject", "profile")}
     assert len(subject_slots) == 1
     assert len(set(slots.values())) == 3  # subject, tenant and global tags land in their own slots
@@ -75,7 +75,7 @@ def test_keys_land_by_hash_tag_on_the_owning_node(cluster: list[RedisProcess]) -
     for c in checks:
         key = "livetoken:gcra:" + c.key
         assert probe.exists(key)
-        owner = probe.get_node_from_key(key)
+        owner = probe.get_node_from_key(key)  # type: ignore[no-untyped-call]
         direct = redis.Redis(host="127.0.0.1", port=owner.port)
         assert direct.exists(key)
         assert direct.pttl(key) > 0

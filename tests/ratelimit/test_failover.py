@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from service.config import LimitRule, LimitsConfig
+from service.config import Duration, LimitRule, LimitsConfig
 from service.errors import RateLimiterUnavailable
 from service.metrics import Metrics
 from service.ratelimit import FailMode, FailoverRateLimiter, RedisClient, build_limiter, checks_for, connect_redis
@@ -56,7 +56,7 @@ async def test_fail_closed_refuses_fast_and_recovers(redis_proc: RedisProcess) -
 async def test_fail_open_limits_in_memory_and_shows_it(redis_proc: RedisProcess) -> None:
     """Open: Redis gone → the in-memory limiter decides (still limiting) and the fallback gauge is 1."""
     metrics = Metrics()
-    tight = {"subject": [LimitRule(rate=3, period=3600, burst=3)], "redis_timeout": 0.2}
+    tight = {"subject": [LimitRule(rate=3, period=Duration(3600), burst=3)], "redis_timeout": 0.2}
     limiter, client = _failover(LimitsConfig(fail_mode="open", **tight), redis_proc.url, metrics)  # type: ignore[arg-type]
     checks = checks_for(LimitsConfig(**tight), "p", [], "bob", None)  # type: ignore[arg-type]
     redis_proc.stop()

@@ -83,7 +83,9 @@ async def test_with_and_without_origin_share_the_idempotency_key(settings: Any) 
     assert again.json()["token"] == first.json()["token"]
 
 
-async def test_with_and_without_origin_refuse_over_the_limit_alike(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+async def test_with_and_without_origin_refuse_over_the_limit_alike(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
     """Over the limit, the 429 is the same problem with the same Retry-After and RateLimit headers."""
     config = write_config(
         tmp_path,

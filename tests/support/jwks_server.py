@@ -30,11 +30,12 @@ class JWKSServer:
                     self.send_response(500)
                     self.end_headers()
                     return
-                body = {
-                    "ok": lambda: json.dumps(owner.jwks).encode(),
-                    "garbage": lambda: b"<html>not json</html>",
-                    "huge": lambda: b'{"keys": [' + b'{"kty": "RSA"},' * 100_000 + b"{}]}",
-                }[owner.mode]()
+                if owner.mode == "garbage":
+                    body = b"<html>not json</html>"
+                elif owner.mode == "huge":
+                    body = b'{"keys": [' + b'{"kty": "RSA"},' * 100_000 + b"{}]}"
+                else:
+                    body = json.dumps(owner.jwks).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

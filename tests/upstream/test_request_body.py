@@ -10,8 +10,8 @@ from google.genai import types
 
 from service.config import FunctionDeclaration, ProfileConfig, Secret, UpstreamConfig
 from service.metrics import Metrics
-from service.upstream.constraints import build_constraints
 from service.upstream import TokenMinter, sdk_http_options
+from service.upstream.constraints import build_constraints
 from service.upstream.sdk import token_request_sender
 
 
