@@ -6,7 +6,6 @@ A first request claims the key with a short-lived "pending" marker; the finished
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from service.errors import IdempotencyInProgress, IdempotencyKeyReused
+from service.ratelimit.deadline import RedisDeadline
 
 
 class StoredAnswer(msgspec.Struct, frozen=True):
@@ -129,7 +129,7 @@ class RedisIdempotencyStore:
         """See IdempotencyStore.begin; one round trip."""
         marker = msgspec.json.encode(StoredAnswer(request_hash, pending=True))
         try:
-            async with asyncio.timeout(self._timeout):
+            async with RedisDeadline(self._timeout, 4 * self._timeout):
                 raw = await self._begin(keys=[key], args=[marker, max(1, int(pending_ttl * 1000))])
         except (RedisError, OSError, TimeoutError) as exc:
             raise IdempotencyStoreUnavailableError(type(exc).__name__) from None
@@ -140,7 +140,7 @@ class RedisIdempotencyStore:
     async def complete(self, key: str, answer: StoredAnswer, ttl: float) -> None:
         """See IdempotencyStore.complete."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with RedisDeadline(self._timeout, 4 * self._timeout):
                 await self._client.set(key, msgspec.json.encode(answer), px=max(1, int(ttl * 1000)))
         except (RedisError, OSError, TimeoutError) as exc:
             raise IdempotencyStoreUnavailableError(type(exc).__name__) from None
@@ -148,7 +148,7 @@ class RedisIdempotencyStore:
     async def abandon(self, key: str) -> None:
         """See IdempotencyStore.abandon; best effort (the pending marker expires anyway)."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with RedisDeadline(self._timeout, 4 * self._timeout):
                 await self._client.delete(key)
         except (RedisError, OSError, TimeoutError):
             return

@@ -17,24 +17,28 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from service.ratelimit.deadline import RedisDeadline
+
 
 class LeanConnections:
     """At most `size` connections to one Redis; a command waits (within its deadline) for a free one."""
 
-    def __init__(self, pool: aioredis.ConnectionPool, size: int, timeout: float) -> None:
+    def __init__(self, pool: aioredis.ConnectionPool, size: int, timeout: float, cap: float | None = None) -> None:
         # Deadlines are ours (one per command), so the connections themselves carry none for reads and writes.
         self._kwargs = {**pool.connection_kwargs, "socket_timeout": None}
         self._factory = pool.connection_class
         self._size = size
         self._timeout = timeout
+        self._cap = cap if cap is not None else 4 * timeout
         self._idle: list[AbstractConnection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[AbstractConnection]] = deque()
         self._closed = False
 
     async def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply; TimeoutError after `timeout`, redis errors as redis-py raises."""
-        async with asyncio.timeout(self._timeout):
+        """Send one command and return its reply; TimeoutError after `timeout` of Redis time (time our own loop
+        was stalled is not counted; never after `cap`), redis errors as redis-py raises."""
+        async with RedisDeadline(self._timeout, self._cap):
             conn = self._idle.pop() if self._idle else await self._acquire()
             try:
                 await conn.send_packed_command(conn.pack_command(*args), check_health=False)

@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError, RedisError
 from service.metrics import Metrics
 from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, LimitState
 from service.ratelimit.connections import LeanConnections
+from service.ratelimit.deadline import RedisDeadline
 
 _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
@@ -151,7 +152,7 @@ class RedisRateLimiter:
 
     async def _run_groups(self, checks: Sequence[LimitCheck], groups: list[list[int]]) -> list[list[int]]:
         """Cluster: one script per hash-tag group, all inside one deadline."""
-        async with asyncio.timeout(self._timeout):
+        async with RedisDeadline(self._timeout, 4 * self._timeout):
             if not self._ready:
                 await self._ensure_ready()
             if len(groups) == 1:
@@ -163,7 +164,7 @@ class RedisRateLimiter:
         if not checks:
             return
         try:
-            async with asyncio.timeout(self._timeout):
+            async with RedisDeadline(self._timeout, 4 * self._timeout):
                 for idx in self._groups(checks):
                     await self._refund(
                         keys=[self._prefix + checks[i].key for i in idx],
@@ -175,7 +176,7 @@ class RedisRateLimiter:
     async def ping(self) -> bool:
         """Whether Redis answers within the timeout."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with RedisDeadline(self._timeout, 4 * self._timeout):
                 return bool(await self._client.ping())
         except _FAILURES:
             self._metrics.redis_errors.labels(op="ping").inc()

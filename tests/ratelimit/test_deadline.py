@@ -1,0 +1,117 @@
+"""A busy event loop is not a slow Redis: a reply that arrived in time is read, however late the loop gets to
+it; a Redis that is really slow still times out, on time when the loop is idle and by the cap when it is not.
+
+Each test runs on uvloop, as the service does: its timers and socket reads interleave as in production (on
+the default loop a plain asyncio.timeout happened to let these replies through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+import uvloop
+
+from service.ratelimit.connections import LeanConnections
+from service.ratelimit.redis import blocking_pool
+from tests.support.redis_proc import RedisProcess
+
+
+def _hog_loop(seconds: float) -> None:
+    """Keep the event loop busy without yielding, as a burst of JWT verifications and TLS handshakes does."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_reply_that_waited_for_the_loop_is_not_a_timeout(redis_url: str) -> None:
+    """50 ms budget, Redis answers in about a millisecond, but the loop is busy for 300 ms right after the command
+    is sent: the command succeeds (a plain asyncio.timeout raised TimeoutError here)."""
+
+    async def scenario() -> None:
+        lean = LeanConnections(blocking_pool(redis_url, 1.0), size=4, timeout=0.05, cap=2.0)
+        assert await lean.execute("PING") == b"PONG"  # connected: the measured command is only send + reply
+        loop = asyncio.get_running_loop()
+        results = []
+        for i in range(8):
+            loop.call_soon(_hog_loop, 0.2)
+            results.append(await lean.execute("ECHO", f"r{i}"))
+        assert results == [f"r{i}".encode() for i in range(8)]
+        await lean.aclose()
+
+    uvloop.run(scenario())
+
+
+def test_a_frozen_redis_times_out_on_time_when_the_loop_is_idle(redis_proc: RedisProcess) -> None:
+    """SIGSTOPped Redis and an idle loop: TimeoutError after the budget (0.1 s), nowhere near the cap."""
+
+    async def scenario() -> None:
+        lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=0.1, cap=2.0)
+        assert await lean.execute("PING") == b"PONG"
+        assert redis_proc.proc is not None
+        os.kill(redis_proc.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await lean.execute("ECHO", "never")
+            assert 0.09 < time.monotonic() - started < 0.3
+        finally:
+            os.kill(redis_proc.proc.pid, signal.SIGCONT)
+        await lean.aclose()
+
+    uvloop.run(scenario())
+
+
+def test_a_frozen_redis_under_a_busy_loop_times_out_by_the_cap(redis_proc: RedisProcess) -> None:
+    """SIGSTOPped Redis while the loop keeps stalling: the stalls are given back, but never past the 0.6 s cap."""
+
+    async def scenario() -> None:
+        lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=0.1, cap=0.6)
+        assert await lean.execute("PING") == b"PONG"
+        assert redis_proc.proc is not None
+        loop = asyncio.get_running_loop()
+        stop = False
+
+        def stall() -> None:
+            if not stop:
+                _hog_loop(0.05)
+                loop.call_later(0.01, stall)
+
+        os.kill(redis_proc.proc.pid, signal.SIGSTOP)
+        try:
+            loop.call_soon(stall)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await lean.execute("ECHO", "never")
+            elapsed = time.monotonic() - started
+            stop = True
+            assert 0.1 < elapsed < 0.75
+        finally:
+            os.kill(redis_proc.proc.pid, signal.SIGCONT)
+        await lean.aclose()
+
+    uvloop.run(scenario())
+
+
+def test_an_outer_cancellation_is_not_turned_into_a_timeout(redis_proc: RedisProcess) -> None:
+    """A caller cancelled from outside (client gone, shutdown) sees CancelledError, not TimeoutError."""
+
+    async def scenario() -> None:
+        lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=5.0)
+        assert await lean.execute("PING") == b"PONG"
+        assert redis_proc.proc is not None
+        os.kill(redis_proc.proc.pid, signal.SIGSTOP)
+        try:
+            task = asyncio.create_task(lean.execute("ECHO", "never"))
+            await asyncio.sleep(0.05)  # let the command be sent; nothing to wait on but the send itself
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            os.kill(redis_proc.proc.pid, signal.SIGCONT)
+        await lean.aclose()
+
+    uvloop.run(scenario())
