@@ -203,6 +203,7 @@ class ServerConfig(_Strict, frozen=True):
     idempotency_ttl: Duration = Duration(600)
     shutdown_grace: Duration = Duration(10)
     cors_allow_origins: list[str] = msgspec.field(default_factory=list)
+    max_in_flight: int = 256  # token requests this process works on at once; more get a fast 503 overloaded
 
 
 class UpstreamConfig(_Strict, frozen=True):
@@ -214,6 +215,7 @@ class UpstreamConfig(_Strict, frozen=True):
     backoff_base: Duration = Duration(0.1)
     circuit_failure_threshold: int = 5
     circuit_reset_after: Duration = Duration(10)
+    warm_connections: int = 32  # upstream connections opened (TLS done) before the process says it is ready
 
 
 class FileConfig(_Strict, frozen=True):
@@ -447,10 +449,14 @@ def _validate(cfg: FileConfig) -> None:
         check_origin(origin, "server.cors_allow_origins")
     if not 0 < cfg.server.port < 65536:
         raise ConfigError("server.port: must be 1-65535")
+    if not 1 <= cfg.server.max_in_flight <= 100_000:
+        raise ConfigError("server.max_in_flight: must be between 1 and 100000")
     if not 256 <= cfg.server.max_body_bytes <= 1 << 20:
         raise ConfigError("server.max_body_bytes: must be between 256 and 1048576")
     if cfg.upstream.attempt_timeout <= 0 or cfg.upstream.deadline < cfg.upstream.attempt_timeout:
         raise ConfigError("upstream.deadline: must be at least upstream.attempt_timeout")
+    if not 0 <= cfg.upstream.warm_connections <= 1000:
+        raise ConfigError("upstream.warm_connections: must be between 0 and 1000")
     if not 0 <= cfg.upstream.max_retries <= 5:
         raise ConfigError("upstream.max_retries: must be between 0 and 5")
 

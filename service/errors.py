@@ -140,6 +140,13 @@ class RateLimiterUnavailable(LivetokenError):
     default_detail = "The rate limiter's store is unavailable; retry later."
 
 
+class Overloaded(LivetokenError):
+    """This process is at its bound of token requests in flight: a fast refusal, not a slow answer for everyone."""
+
+    status, slug, title = 503, "overloaded", "Overloaded"
+    default_detail = "This instance is at capacity; retry shortly."
+
+
 class ServiceShuttingDown(LivetokenError):
     status, slug, title = 503, "shutting-down", "Shutting down"
     default_detail = "This instance is shutting down; retry on another."
@@ -167,6 +174,7 @@ ALL_PROBLEMS: tuple[type[LivetokenError], ...] = (
     UpstreamRejected,
     UpstreamUnavailable,
     RateLimiterUnavailable,
+    Overloaded,
     ServiceShuttingDown,
     UpstreamTimeout,
     LivetokenError,

@@ -29,7 +29,7 @@ _PROBLEMS = {
     422: "Idempotency-Key reused with a different body.",
     429: "Rate limited; see Retry-After and RateLimit.",
     502: "The Live API refused to issue the token.",
-    503: "The Live API, or the rate limiter's Redis, is unavailable; see Retry-After.",
+    503: "The Live API or the rate limiter's Redis is unavailable, or this instance is at capacity (overloaded); see Retry-After.",
     504: "The Live API did not answer in time.",
 }
 

@@ -11,7 +11,8 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from service.api.openapi_docs import PROBLEM_RESPONSES, ProfilesOperation
 from service.api.schemas import Health
-from service.api.token_route import NO_STORE
+from service.api.token_route import NO_STORE, ONE_AUTHORIZATION
+from service.errors import MalformedRequest
 from service.issuing import ProfileList, Readiness, Runtime
 
 
@@ -30,6 +31,8 @@ class ProfilesController(Controller):
     async def list_profiles(self, request: Request[Any, Any, State]) -> Response[ProfileList]:
         """List profiles allowed for the verified caller."""
         rt: Runtime = request.app.state.runtime
+        if len(request.headers.getall("authorization", [])) > 1:
+            raise MalformedRequest(ONE_AUTHORIZATION)
         caller = await rt.verifier.verify(request.headers.get("authorization"))
         structlog.contextvars.bind_contextvars(subject=caller.subject, tenant=caller.tenant)
         return Response(ProfileList(profiles=rt.issuer.profiles_for(caller)), headers=NO_STORE)

@@ -79,8 +79,6 @@ async def answer_token_request(
     rt: Runtime, header: Callable[[str], str | None], chunks: AsyncIterator[bytes]
 ) -> IssueResult:
     """Authenticate, then judge the rest of the request, then run the issuing flow; refusals raise."""
-    if rt.draining:
-        rt.refuse_while_draining()
     caller = await rt.verifier.verify(header("authorization"))
     structlog.contextvars.bind_contextvars(subject=caller.subject, tenant=caller.tenant)
     # A caller must be authenticated before anything else about the request is judged.
@@ -118,9 +116,15 @@ async def _answer(send: Send, status: int, body: bytes, media_type: bytes | None
 _ALLOW = {"Allow": "OPTIONS, POST"}
 
 
+ONE_AUTHORIZATION = "Send exactly one Authorization header."
+
+
 def _header_reader(scope: Scope) -> Callable[[str], str | None]:
     headers: dict[str, str] = {}
-    for name, value in scope["headers"]:  # the first of repeated headers counts, as in the framework
+    for name, value in scope["headers"]:  # the first of other repeated headers counts, as in the framework
+        if name == b"authorization" and "authorization" in headers:
+            # A proxy that honours the last one would disagree with us about who the caller is.
+            raise MalformedRequest(ONE_AUTHORIZATION)
         headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return headers.get
 
@@ -136,7 +140,12 @@ async def token_route(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         if method != "POST":
             raise MethodNotAllowed(headers=_ALLOW)
-        result = await answer_token_request(rt, _header_reader(scope), _body_chunks(receive))
+        header = _header_reader(scope)
+        rt.admit()
+        try:
+            result = await answer_token_request(rt, header, _body_chunks(receive))
+        finally:
+            rt.release()
     except ClientDisconnected:
         return
     except Exception as exc:

@@ -12,7 +12,7 @@ import structlog
 
 from service.auth import JWTVerifier
 from service.config import Settings
-from service.errors import ServiceShuttingDown
+from service.errors import Overloaded, ServiceShuttingDown
 from service.issuing.flow import TokenIssuer
 from service.issuing.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from service.metrics import Metrics
@@ -44,11 +44,24 @@ class Runtime:
     minter: TokenMinter
     issuer: TokenIssuer
     draining: bool = False
+    in_flight: int = 0
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
-    def refuse_while_draining(self) -> None:
-        """New token requests are refused once shutdown has begun."""
-        raise ServiceShuttingDown(retry_after=1.0)
+    def admit(self) -> None:
+        """Take one of this process's token-request places, or refuse at once (draining, or at the bound).
+
+        A burst beyond what one process can finish in time gets fast 503s with Retry-After (the load
+        balancer or the client tries again elsewhere) instead of a latency collapse for every caller.
+        """
+        if self.draining:
+            raise ServiceShuttingDown(retry_after=1.0)
+        if self.in_flight >= self.settings.file.server.max_in_flight:
+            raise Overloaded(retry_after=1.0)
+        self.in_flight += 1
+
+    def release(self) -> None:
+        """Give back the place `admit` took."""
+        self.in_flight -= 1
 
     async def readiness(self) -> Readiness:
         """Config is loaded by construction; report the limiter, circuit and JWKS state."""
@@ -108,6 +121,9 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         )
         stack.push_async_callback(minter.aclose)
         issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode)
+        # Before the lifespan lets the server accept: a new replica is ready with warm pools, not born cold.
+        await limiter.warm()
+        await minter.warm(settings.file.upstream.warm_connections)
     except BaseException:
         await stack.aclose()
         raise

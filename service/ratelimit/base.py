@@ -72,6 +72,10 @@ class RateLimiter(Protocol):
         """Whether the backend answers now (for /readyz)."""
         ...
 
+    async def warm(self) -> None:
+        """Open connections and load scripts before the process says it is ready (best effort)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...

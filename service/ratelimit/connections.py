@@ -27,7 +27,7 @@ class LeanConnections:
         # Deadlines are ours (one per command), so the connections themselves carry none for reads and writes.
         self._kwargs = {**pool.connection_kwargs, "socket_timeout": None}
         self._factory = pool.connection_class
-        self._size = size
+        self.size = size
         self._timeout = timeout
         self._cap = cap if cap is not None else 4 * timeout
         self._idle: list[AbstractConnection] = []
@@ -36,13 +36,17 @@ class LeanConnections:
         self._closed = False
 
     async def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply; TimeoutError after `timeout` of Redis time (time our own loop
-        was stalled is not counted; never after `cap`), redis errors as redis-py raises."""
-        async with RedisDeadline(self._timeout, self._cap):
+        """Send one command and return its reply; redis errors as redis-py raises.
+
+        TimeoutError after `timeout` of Redis time, counted from the send (waiting for a free connection is
+        our own queueing, and time our own loop was stalled is not counted either); never after `cap` in all.
+        """
+        async with asyncio.timeout(self._cap):
             conn = self._idle.pop() if self._idle else await self._acquire()
             try:
-                await conn.send_packed_command(conn.pack_command(*args), check_health=False)
-                reply = await conn.read_response()
+                async with RedisDeadline(self._timeout, self._cap):
+                    await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+                    reply = await conn.read_response()
             except ResponseError:
                 self._release(conn)  # an error reply leaves the connection in step
                 raise
@@ -58,7 +62,7 @@ class LeanConnections:
     async def _acquire(self) -> AbstractConnection:
         if self._closed:
             raise RedisConnectionError("The limiter's Redis connections are closed.")
-        if self._open < self._size:
+        if self._open < self.size:
             self._open += 1
             return self._factory(**self._kwargs)  # connects on its first command
         waiter: asyncio.Future[AbstractConnection] = asyncio.get_running_loop().create_future()

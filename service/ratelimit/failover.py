@@ -115,6 +115,13 @@ class FailoverRateLimiter:
         self._mark_down()
         return "fallback" if self._fail_mode.is_open else "unavailable"
 
+    async def warm(self) -> None:
+        """Warm the primary; Redis down at start-up is not fatal (readiness and the fail mode say what happens)."""
+        try:
+            await self.primary.warm()
+        except LimiterUnavailableError as exc:
+            log.warning("ratelimit_warm_failed", error_type=str(exc))
+
     async def ping(self) -> bool:
         """Whether the primary store answers."""
         return await self.primary.ping()

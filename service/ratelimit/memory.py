@@ -71,6 +71,9 @@ class MemoryRateLimiter:
         """See RateLimiter.refund."""
         self.give_back(checks)
 
+    async def warm(self) -> None:
+        """Nothing to open."""
+
     async def ping(self) -> bool:
         """Always reachable."""
         return True

@@ -26,6 +26,7 @@ _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
 REFUND_SCRIPT = (_LUA / "refund.lua").read_text()
 _FAILURES = (RedisError, OSError, TimeoutError)
+WARM_SHARED_CONNECTIONS = 4  # the idempotency store's and readiness' share of the one client's pool
 
 
 def blocking_pool(url: str, timeout: float, size: int = 64) -> aioredis.BlockingConnectionPool:
@@ -181,6 +182,20 @@ class RedisRateLimiter:
         except _FAILURES:
             self._metrics.redis_errors.labels(op="ping").inc()
             return False
+
+    async def warm(self) -> None:
+        """Load the script and open the limiter's connections (and a few of the shared client's) now, so the
+        first burst after /readyz turns ready pays no connection set-up; raises LimiterUnavailableError."""
+        try:
+            async with asyncio.timeout(4 * self._timeout):
+                if self._lean is None:
+                    await self._ensure_ready()
+                    return
+                await self._lean.execute("SCRIPT", "LOAD", GCRA_SCRIPT)
+                await asyncio.gather(*(self._lean.execute("PING") for _ in range(self._lean.size)))
+                await asyncio.gather(*(self._client.ping() for _ in range(WARM_SHARED_CONNECTIONS)))
+        except _FAILURES as exc:
+            raise LimiterUnavailableError(type(exc).__name__) from None
 
     async def aclose(self) -> None:
         """Close the limiter's own connections (and the client, where it is the limiter's own)."""

@@ -187,6 +187,15 @@ class TokenMinter:
         log.info("upstream_attempt_failed", kind=kind, error_type=type(exc).__name__)
         return kind
 
+    async def warm(self, connections: int) -> int:
+        """Open `connections` pooled upstream connections before the process says it is ready (a new replica
+        added under load is not born cold: 200 first callers would otherwise each pay a TLS handshake)."""
+        if connections <= 0:
+            return 0
+        opened = await self._sender.open_connections(self._session, connections, float(self._cfg.attempt_timeout))
+        log.info("upstream_warmed", connections=opened, asked=connections)
+        return opened
+
     async def aclose(self) -> None:
         """Close the SDK's HTTP client."""
         await self._client.aio.aclose()

@@ -10,12 +10,14 @@ these names are tested against (tests/upstream).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import aiohttp
 from google import genai
 from google.genai import types
 
@@ -80,6 +82,7 @@ class TokenRequestSender:
     _http_request: type[Any]
     _send_once: Callable[..., Awaitable[Any]]
     _template: Any  # the SDK's own HttpRequest for POST auth_tokens: URL, API-key and client headers, timeout
+    _session_request_args: dict[str, Any]  # what the SDK passes to aiohttp per request (its TLS context)
 
     def request_body(self, config: types.CreateAuthTokenConfig) -> dict[str, Any]:
         """The JSON body `client.aio.auth_tokens.create(config=config)` sends, built by the SDK's converters.
@@ -98,6 +101,24 @@ class TokenRequestSender:
         """The SDK-built request for POST auth_tokens (built once, copied per attempt) carrying `data`."""
         t = self._template
         return self._http_request(method=t.method, url=t.url, headers=dict(t.headers), data=data, timeout=t.timeout)
+
+    async def open_connections(self, session: Any, count: int, each_within: float) -> int:
+        """Open up to `count` pooled connections to the upstream host (TCP + TLS handshakes done now, not under
+        the first burst): HEAD requests to its root, with the SDK's own per-request arguments so the pool keys
+        match the mints'. No API key is sent. Returns how many answered."""
+        url = self._template.url.split("/", 3)
+        root = "/".join(url[:3]) + "/"
+        args = {k: v for k, v in self._session_request_args.items() if k == "ssl"}
+
+        async def one() -> bool:
+            try:
+                async with asyncio.timeout(each_within), session.head(root, allow_redirects=False, **args) as resp:
+                    await resp.read()
+            except (OSError, TimeoutError, aiohttp.ClientError):
+                return False
+            return True
+
+        return sum(await asyncio.gather(*(one() for _ in range(count))))
 
     async def send_once(self, request: Any) -> str | None:
         """One attempt through the SDK's HTTP client (no SDK retries); the response body, or None."""
@@ -121,6 +142,7 @@ def token_request_sender(client: genai.Client) -> TokenRequestSender:
         _http_request=_lookup(_api_client, "HttpRequest"),
         _send_once=_lookup(api_client, "_async_request_once"),
         _template=build_request("post", "auth_tokens", {}, None),
+        _session_request_args=dict(_lookup(api_client, "_async_client_session_request_args")),
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.burst import release_together
+from tests.support.processes import serving
 from tests.support.service import auth, build_settings, running_app, service_env, write_config
 
 
@@ -104,3 +107,32 @@ async def test_bad_idempotency_key_is_refused(settings: Any) -> None:
         )
     assert resp.status_code == 400
     assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+def test_two_authorization_headers_are_refused(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """Two Authorization header lines on the wire (a valid one first) get a 400 on both routes that read it: a
+    proxy honouring the last one would disagree with us about who the caller is. Nothing is minted. (A real
+    server over a raw socket: in-process test clients fold repeated headers into one.)"""
+    valid = auth()["Authorization"]
+    before = emulator.mint_count()
+    with serving(write_config(tmp_path), service_env(emulator, redis_url)) as (_proc, url):
+        host, port = url.removeprefix("http://").split(":")
+        requests = [
+            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {valid}\r\nAuthorization: Bearer other\r\n"
+            f"Content-Type: application/json\r\nContent-Length: 20\r\nConnection: close\r\n\r\n"
+            '{"profile": "voice"}'.encode()
+            for method, path in (("POST", "/v1/tokens"), ("GET", "/v1/profiles"))
+        ]
+        answers = asyncio.run(release_together(host, int(port), requests))
+    for answer in answers:
+        assert answer.status == 400
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.body == {
+            "status": 400,
+            "type": "https://livetoken.dev/problems/malformed-request",
+            "title": "Malformed request",
+            "detail": "Send exactly one Authorization header.",
+            "request_id": answer.headers["x-request-id"],
+        }
+    assert emulator.mint_count() == before
