@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.genai import errors
+import pydantic
+from google.genai import errors, types
 
 from service.client.audio import AudioFormatError, read_wav_pcm16
 from service.client.devices import DeviceUnavailableError, Speaker, record
 from service.client.fetch import FetchError, fetch_token
-from service.client.report import Progress, Summary
+from service.client.report import Progress, Summary, fingerprint
 from service.client.session import LiveConversation, LiveOptions
-from service.logging import fingerprint
+from service.client.video import Camera, Frame, VideoInputError, image_frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--input", type=Path, help="send a WAV file (any rate, mono/stereo, 8-32 bit)")
     what.add_argument("--mic", action="store_true", help="record from the microphone (needs livetoken[audio])")
     parser.add_argument("--mic-seconds", type=float, default=5.0, help="how long to record with --mic (default 5)")
+    video = parser.add_mutually_exclusive_group()
+    video.add_argument(
+        "--image",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="send a JPEG or PNG as a video frame before the turn (repeatable)",
+    )
+    video.add_argument(
+        "--camera",
+        type=int,
+        nargs="?",
+        const=0,
+        default=None,
+        metavar="DEVICE",
+        help="send camera frames (one before the turn, then one per second of audio; default device 0; "
+        "needs livetoken[camera])",
+    )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument(
         "--realtime", dest="realtime", action="store_true", default=True, help="stream audio in real time (default)"
@@ -94,18 +116,43 @@ def _load_input(args: argparse.Namespace, progress: Progress) -> tuple[str | Non
     return None, pcm
 
 
+def _modality(config: dict[str, Any]) -> str:
+    # connect.config is the Live API's camelCase JSON; older services served snake_case.
+    modalities = config.get("responseModalities") or config.get("response_modalities") or ["AUDIO"]
+    return str(modalities[0])
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the client; see the module docstring for exit codes."""
     # Ephemeral tokens are documented as v1alpha/experimental; saying so on every connect is noise here.
     warnings.filterwarnings("ignore", category=errors.ExperimentalWarning)
     summary = Summary(profile=args.profile)
     progress = Progress(quiet=args.json)
-    try:
-        jwt = args.jwt if args.jwt is not None else args.jwt_file.read_text().strip()
-        text, pcm = _load_input(args, progress)
-        speaker = Speaker() if args.speaker else None
-    except (OSError, AudioFormatError, DeviceUnavailableError) as exc:
-        return _fail(summary, args, 2, str(exc))
+    with contextlib.ExitStack() as devices:
+        try:
+            jwt = args.jwt if args.jwt is not None else args.jwt_file.read_text().strip()
+            images: list[Frame] = [image_frame(path) for path in args.image]
+            camera = devices.enter_context(contextlib.closing(Camera(args.camera))) if args.camera is not None else None
+            text, pcm = _load_input(args, progress)
+            speaker = devices.enter_context(contextlib.closing(Speaker())) if args.speaker else None
+        except (OSError, AudioFormatError, DeviceUnavailableError, VideoInputError) as exc:
+            return _fail(summary, args, 2, str(exc))
+        inputs = _Inputs(text, pcm, images, camera, speaker)
+        return _converse(args, summary, progress, jwt, inputs)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What to say and show, and the devices opened for it (closed when run() returns)."""
+
+    text: str | None
+    pcm: bytes | None
+    images: list[Frame]
+    camera: Camera | None
+    speaker: Speaker | None
+
+
+def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jwt: str, inputs: _Inputs) -> int:
     try:
         progress.say(f"requesting a token for profile {args.profile!r} from {args.service}")
         answer: dict[str, Any] = fetch_token(args.service, jwt, args.profile, args.voice)
@@ -114,34 +161,41 @@ def run(args: argparse.Namespace) -> int:
     connect = answer["connect"]
     summary.token_fingerprint = fingerprint(answer["token"])
     summary.model = answer["model"]
-    modalities = connect["config"].get("response_modalities") or ["AUDIO"]
-    summary.modality = modalities[0]
+    summary.modality = _modality(connect["config"])
     progress.say(
         f"got token {summary.token_fingerprint} for {summary.model} ({summary.modality}), "
         f"{answer['uses']} use(s), expires {answer['expire_time']}"
     )
+    try:
+        # The SDK validates the config inside connect(); checking first gives a clear message instead.
+        types.LiveConnectConfig.model_validate(connect["config"])
+    except pydantic.ValidationError as exc:
+        where = ".".join(map(str, exc.errors()[0]["loc"]))
+        return _fail(summary, args, 4, f"connect.config from the service is not a config this SDK accepts (at {where})")
     opts = LiveOptions(
         token=answer["token"],
         base_url=connect["base_url"],
+        api_version=connect.get("api_version") or answer.get("api_version") or "v1alpha",
         ca_file=_ca_file(args.ca_file, connect["base_url"]),
         model=connect["model"],
         config=connect["config"],
-        text=text,
-        pcm=pcm,
+        text=inputs.text,
+        pcm=inputs.pcm,
+        images=inputs.images,
+        camera=inputs.camera,
         realtime=args.realtime,
         output=args.output,
-        speaker=speaker,
+        speaker=inputs.speaker,
         check_single_use=args.check_single_use,
     )
     try:
         asyncio.run(asyncio.wait_for(LiveConversation(opts, summary, progress).run(), timeout=args.timeout))
     except errors.APIError as exc:
         return _fail(summary, args, 4, f"live session closed by server: {exc}")
+    except VideoInputError as exc:
+        return _fail(summary, args, 2, str(exc))
     except (TimeoutError, OSError, RuntimeError) as exc:
         return _fail(summary, args, 4, f"live session failed: {type(exc).__name__}: {exc}")
-    finally:
-        if speaker is not None:
-            speaker.close()
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     complete = summary.turn_complete and (

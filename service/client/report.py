@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def fingerprint(secret: str) -> str:
+    """A token's short, non-reversible name; the service's audit line uses the same one, so runs match log lines."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -17,6 +23,7 @@ class Summary:
     model: str = ""
     modality: str = ""
     audio_seconds_sent: float = 0.0
+    frames_sent: int = 0
     audio_bytes_received: int = 0
     audio_seconds_received: float = 0.0
     text_received: str = ""

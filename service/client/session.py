@@ -1,5 +1,8 @@
 """The Live conversation: send the input, play or save the reply, answer tools, resume on goAway or a drop.
 
+Only the SDK's public surface is used, as a frontend team would: `genai.Client(api_key=token, http_options=…)` and
+`client.aio.live.connect(model=connect.model, config=connect.config)`, the served config passed as it came.
+
 Interruption: reply audio is kept per turn and only committed (to --output) when the turn completes; when the
 server says `interrupted`, the unfinished turn's audio is dropped and speaker playback stops, which is what a
 listener would hear.
@@ -8,10 +11,11 @@ listener would hear.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from google import genai
 from google.genai import errors, types
@@ -20,7 +24,7 @@ from service.client.audio import INPUT_RATE, OUTPUT_RATE, chunks, seconds_of, wr
 from service.client.devices import Speaker
 from service.client.report import Progress, Summary
 from service.client.tools import run_tool
-from service.upstream.minter import sdk_http_options
+from service.client.video import Camera, Frame
 
 RESUMABLE_CLOSE_CODES = {1000, 1001, 1006, 1011}
 MAX_RESUMPTIONS = 5
@@ -32,15 +36,25 @@ class LiveOptions:
 
     token: str
     base_url: str
+    api_version: str
     ca_file: str | None
     model: str
-    config: dict[str, Any]
+    config: dict[str, Any]  # connect.config as served: the Live API's camelCase JSON (or the older snake_case)
     text: str | None = None
     pcm: bytes | None = None
+    images: list[Frame] = field(default_factory=list)
+    camera: Camera | None = None
     realtime: bool = True
     output: Path | None = None
     speaker: Speaker | None = None
     check_single_use: bool = False
+
+
+def live_client(token: str, base_url: str, api_version: str, ca_file: str | None) -> genai.Client:
+    """An SDK client for the token; with a CA file, the Live WebSocket trusts that CA (and only it)."""
+    client_args = {"ssl": ssl.create_default_context(cafile=ca_file)} if ca_file else None
+    options = types.HttpOptions(base_url=base_url, api_version=api_version, async_client_args=client_args)
+    return genai.Client(api_key=token, http_options=options)
 
 
 @dataclass
@@ -57,16 +71,18 @@ class LiveConversation:
         self.opts = opts
         self.summary = summary
         self.progress = progress
-        self.client = genai.Client(api_key=opts.token, http_options=sdk_http_options(opts.base_url, opts.ca_file))
+        self.client = live_client(opts.token, opts.base_url, opts.api_version, opts.ca_file)
         self.handle: str | None = None
         self.turn = _Turn()
         self.sent_at: float | None = None
 
-    def _config(self) -> types.LiveConnectConfig:
-        # Mirror the locked config (the server enforces it anyway); add our resumption handle when resuming.
+    def _config(self) -> types.LiveConnectConfigOrDict:
+        # Mirror the locked config as served (the server enforces it anyway); resuming adds our handle to it.
+        if self.handle is None:
+            # The SDK's TypedDict names only snake_case keys; its pydantic model takes the camelCase aliases too.
+            return cast(types.LiveConnectConfigDict, self.opts.config)
         config = types.LiveConnectConfig.model_validate(self.opts.config)
-        if self.handle is not None:
-            config.session_resumption = types.SessionResumptionConfig(handle=self.handle)
+        config.session_resumption = types.SessionResumptionConfig(handle=self.handle)
         return config
 
     async def run(self) -> None:
@@ -108,7 +124,21 @@ class LiveConversation:
                     sender.cancel()
         return True
 
+    async def _send_frame(self, session: Any, frame: Frame, what: str) -> None:
+        await session.send_realtime_input(video=types.Blob(data=frame.data, mime_type=frame.mime_type))
+        self.summary.frames_sent += 1
+        self.progress.say(f"sent {what} as a video frame ({frame.mime_type}, {len(frame.data)} bytes)")
+
+    async def _send_camera_frame(self, session: Any) -> None:
+        if self.opts.camera is not None:
+            frame = await asyncio.to_thread(self.opts.camera.frame)
+            await self._send_frame(session, frame, f"camera {self.opts.camera.device}")
+
     async def _send_input(self, session: Any) -> None:
+        # Frames go first, so the turn they belong to is the one that follows.
+        for number, image in enumerate(self.opts.images, 1):
+            await self._send_frame(session, image, f"image {number}")
+        await self._send_camera_frame(session)
         if self.opts.text is not None:
             self.sent_at = time.monotonic()
             await session.send_client_content(
@@ -117,11 +147,17 @@ class LiveConversation:
             self.progress.say(f"sent text ({len(self.opts.text)} characters)")
             return
         pcm = self.opts.pcm or b""
+        sent, next_frame_at = 0.0, 1.0  # the camera sends one frame per second of audio, like Google's sample
         for piece in chunks(pcm):
             await session.send_realtime_input(audio=types.Blob(data=piece, mime_type=f"audio/pcm;rate={INPUT_RATE}"))
-            self.summary.audio_seconds_sent += seconds_of(len(piece), INPUT_RATE)
+            seconds = seconds_of(len(piece), INPUT_RATE)
+            sent += seconds
+            self.summary.audio_seconds_sent += seconds
+            if sent >= next_frame_at:
+                next_frame_at += 1.0
+                await self._send_camera_frame(session)
             if self.opts.realtime:
-                await asyncio.sleep(seconds_of(len(piece), INPUT_RATE))
+                await asyncio.sleep(seconds)
         self.sent_at = time.monotonic()
         await session.send_realtime_input(audio_stream_end=True)
         self.progress.say(f"sent {self.summary.audio_seconds_sent:.2f}s of audio")

@@ -56,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=600.0,
         help="a connection gets goAway and is closed after this long (default 600)",
     )
+    parser.add_argument(
+        "--audio-session-seconds",
+        type=float,
+        default=900.0,
+        help="an audio-only session without context window compression ends after this long, across "
+        "resumptions (default 900, Google's 15 minutes)",
+    )
+    parser.add_argument(
+        "--video-session-seconds",
+        type=float,
+        default=120.0,
+        help="a session that has received a video frame ends after this long, unless it uses context window "
+        "compression (default 120, Google's 2 minutes)",
+    )
     parser.add_argument("--goaway-lead", type=float, default=10.0, help="seconds between goAway and the close")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="fault: added latency on auth_tokens")
     parser.add_argument(
@@ -108,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
             print("livetoken emulator: --cert needs --key", file=sys.stderr)
             return 2
         cert_file, key_file = Path(args.cert), Path(args.key)
+    for flag in ("max_connection_seconds", "audio_session_seconds", "video_session_seconds"):
+        if not getattr(args, flag) > 0:
+            print(f"livetoken emulator: --{flag.replace('_', '-')} must be a positive number", file=sys.stderr)
+            return 2
     try:
         faults = parse_faults(
             {
@@ -127,16 +145,20 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         max_connection_seconds=args.max_connection_seconds,
         goaway_lead_seconds=args.goaway_lead,
+        audio_session_seconds=args.audio_session_seconds,
+        video_session_seconds=args.video_session_seconds,
     )
     state.faults = faults
     info = {"base_url": f"https://{host}:{port}", "api_key": state.api_key, "ca_file": str(ca_file), "pid": os.getpid()}
+    info_file = directory / "emulator.json"
     tmp = directory / "emulator.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     tmp.chmod(0o600)
-    tmp.replace(directory / "emulator.json")
+    tmp.replace(info_file)
+    # The key itself never goes to the terminal: consoles end up in CI logs and screen shares.
     print(
         f"livetoken emulator: listening on {info['base_url']}\n"
-        f"  API key: {state.api_key}\n  CA file: {ca_file}\n  (also in {directory / 'emulator.json'})",
+        f'  API key: in {info_file} ("api_key", readable by this user only)\n  CA file: {ca_file}',
         file=sys.stderr,
         flush=True,
     )

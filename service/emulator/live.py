@@ -15,8 +15,9 @@ import structlog
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from service.emulator import lifetime
 from service.emulator.session import LiveSession
-from service.emulator.store import EmulatorState, TokenRecord, fingerprint
+from service.emulator.store import EmulatorState, SessionLineage, TokenRecord, fingerprint
 
 log = structlog.get_logger("livetoken.emulator")
 RPC_PREFIX = "google.ai.generativelanguage."
@@ -24,10 +25,13 @@ POLICY = 1008
 
 
 def _credential(socket: WebSocket[Any, Any, Any]) -> str | None:
+    """The Python SDK sends `Authorization: Token …` and `x-goog-api-key`; the JS SDK can set no headers in a
+    browser, so it puts the credential in the URL: `?access_token=auth_tokens/…` or `?key=API_KEY`."""
     auth = socket.headers.get("authorization", "")
     if auth.lower().startswith("token "):
         return auth[6:].strip()
-    return socket.query_params.get("access_token") or socket.headers.get("x-goog-api-key")
+    query = socket.query_params
+    return query.get("access_token") or query.get("key") or socket.headers.get("x-goog-api-key")
 
 
 def _apply_lock(token: TokenRecord, client_setup: dict[str, Any]) -> dict[str, Any]:
@@ -62,22 +66,24 @@ def model_key(path_part: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-def _check_token(state: EmulatorState, name: str, handle: str | None) -> tuple[TokenRecord | None, str | None]:
+def _check_token(state: EmulatorState, name: str, handle: str | None) -> TokenRecord | str:
+    """The token if it may open (or resume) a session now, else the close reason."""
     token = state.tokens.get(name)
     if token is None:
-        return None, "Unauthenticated: invalid ephemeral token"
+        return "Unauthenticated: invalid ephemeral token"
     now = datetime.now(UTC)
     if now >= token.expire_time:
-        return None, "Unauthenticated: ephemeral token expired"
+        return "Unauthenticated: ephemeral token expired"
     if handle is not None:
-        if state.handles.get(handle) != token.name:
-            return None, "Invalid session resumption handle"
-        return token, None  # resuming spends no use and may happen after the new-session window
+        lineage = state.handles.get(handle)
+        if lineage is None or lineage.token_name != token.name:
+            return "Invalid session resumption handle"
+        return token  # resuming spends no use and may happen after the new-session window
     if now >= token.new_session_expire_time:
-        return None, "Unauthenticated: new session window of this ephemeral token has passed"
+        return "Unauthenticated: new session window of this ephemeral token has passed"
     if token.uses and token.uses_remaining <= 0:
-        return None, "Unauthenticated: ephemeral token has no uses left"
-    return token, None
+        return "Unauthenticated: ephemeral token has no uses left"
+    return token
 
 
 @websocket("/ws/{rpc:str}")
@@ -106,37 +112,45 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
     handle = (client_setup.get("sessionResumption") or {}).get("handle")
     token: TokenRecord | None = None
     if credential and credential.startswith("auth_tokens/"):
-        token, problem = _check_token(state, credential, handle)
-        if problem is not None:
-            log.info("emulator_session_refused", token_fingerprint=fingerprint(credential), reason=problem)
-            await socket.close(code=POLICY, reason=problem)
+        checked = _check_token(state, credential, handle)
+        if isinstance(checked, str):
+            log.info("emulator_session_refused", token_fingerprint=fingerprint(credential), reason=checked)
+            await socket.close(code=POLICY, reason=checked)
             return
-        assert token is not None
+        token = checked
+        setup = _apply_lock(token, client_setup)
+        lineage = state.handles[handle] if handle is not None else SessionLineage(token.name)
+        if (over := lifetime.session_over(state, setup, lineage)) is not None:
+            log.info("emulator_session_refused", token_fingerprint=fingerprint(credential), reason=over)
+            await socket.close(code=POLICY, reason=over)
+            return
         if handle is None and token.uses:
             token.uses_remaining -= 1
         token.sessions += 1
-        setup = _apply_lock(token, client_setup)
     elif credential == state.api_key and method == "BidiGenerateContent":
         setup = copy.deepcopy(client_setup)
+        lineage = SessionLineage(None)
     else:
         await socket.close(code=POLICY, reason="Unauthenticated: API key or ephemeral token required")
         return
     session_id = "session-" + secrets.token_hex(6)
-    state.sessions.append(
-        {
-            "id": session_id,
-            "token": token.name if token else None,
-            "resumed": handle is not None,
-            "client_setup": copy.deepcopy(client_setup),
-            "effective_setup": copy.deepcopy(setup),
-            "started": datetime.now(UTC).isoformat(),
-        }
-    )
+    info = {
+        "id": session_id,
+        "token": token.name if token else None,
+        "resumed": handle is not None,
+        "client_setup": copy.deepcopy(client_setup),
+        "effective_setup": copy.deepcopy(setup),
+        "started": datetime.now(UTC).isoformat(),
+        "video": lineage.video,
+        "frames": 0,
+        "session_limit_seconds": lifetime.session_limit(state, setup, lineage.video),
+    }
+    state.sessions.append(info)
     log.info(
         "emulator_session_started",
         session=session_id,
         resumed=handle is not None,
         token_fingerprint=fingerprint(token.name) if token else None,
     )
-    session = LiveSession(socket, state, token, setup)
+    session = LiveSession(socket, state, token, setup, lineage, info)
     await session.run()

@@ -3,6 +3,9 @@
 Rules (documented for tests and frontend teams):
 - A text turn is answered "You said: <text>". An audio turn is transcribed as "(N.N seconds of audio)" and
   answered "I heard N.N seconds of audio."
+- Video frames (`realtimeInput.video`, or image `mediaChunks`) received since the previous turn began are counted
+  into the next answer: "I saw 3 frames. You said: <text>" and "I saw 1 frame and heard N.N seconds of audio.";
+  each frame adds 258 IMAGE prompt tokens to usageMetadata (Gemini's count for a small image).
 - If the session declares functions and the turn mentions one by name (for audio: always the first declared
   function), the model first calls it (`toolCall`), waits for the `tool_response`, then answers
   "<name> returned <response JSON>."
@@ -32,11 +35,17 @@ def rms(pcm: bytes) -> float:
     return math.sqrt(sum(s * s for s in samples) / len(samples))
 
 
-def reply_text(turn_text: str | None, audio_seconds: float) -> str:
+TOKENS_PER_FRAME = 258
+
+
+def reply_text(turn_text: str | None, audio_seconds: float, frames: int = 0) -> str:
     """The model's answer to a turn without tools."""
+    saw = f"I saw {frames} frame{'' if frames == 1 else 's'}"
     if turn_text is not None:
-        return f"You said: {turn_text.strip()}"
-    return f"I heard {audio_seconds:.1f} seconds of audio."
+        said = f"You said: {turn_text.strip()}"
+        return f"{saw}. {said}" if frames else said
+    heard = f"heard {audio_seconds:.1f} seconds of audio."
+    return f"{saw} and {heard}" if frames else f"I {heard}"
 
 
 def input_transcript(audio_seconds: float) -> str:
@@ -107,12 +116,18 @@ def synthesize(text: str, voice: str) -> bytes:
     return bytes(out)
 
 
-def usage(prompt_tokens: int, response_tokens: int, response_modality: str, prompt_modality: str) -> dict[str, Any]:
+def usage(
+    prompt_tokens: int, response_tokens: int, response_modality: str, prompt_modality: str, frames: int = 0
+) -> dict[str, Any]:
     """usageMetadata in the shape Google sends."""
+    details = [{"modality": prompt_modality, "tokenCount": prompt_tokens}]
+    if frames:
+        details.append({"modality": "IMAGE", "tokenCount": frames * TOKENS_PER_FRAME})
+    prompt_total = prompt_tokens + frames * TOKENS_PER_FRAME
     return {
-        "promptTokenCount": prompt_tokens,
+        "promptTokenCount": prompt_total,
         "responseTokenCount": response_tokens,
-        "totalTokenCount": prompt_tokens + response_tokens,
-        "promptTokensDetails": [{"modality": prompt_modality, "tokenCount": prompt_tokens}],
+        "totalTokenCount": prompt_total + response_tokens,
+        "promptTokensDetails": details,
         "responseTokensDetails": [{"modality": response_modality, "tokenCount": response_tokens}],
     }

@@ -7,49 +7,53 @@ import base64
 import contextlib
 import json
 import secrets
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import structlog
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
-from service.emulator import model
-from service.emulator.store import EmulatorState, TokenRecord
+from service.emulator import lifetime, model
+from service.emulator.store import EmulatorState, SessionLineage, TokenRecord
+from service.emulator.turns import ProtocolError, TurnInput, media_of
 
 log = structlog.get_logger("livetoken.emulator")
 CHUNK_SECONDS = 0.04  # 40 ms of reply audio per frame, like the real service's pacing
-END_OF_TURN_SILENCE = 0.6  # seconds of silence after speech that end an audio turn
-
-
-def decode_b64(data: str) -> bytes:
-    """Google accepts standard and URL-safe base64, padded or not (the Python SDK sends URL-safe)."""
-    data = data.replace("-", "+").replace("_", "/")
-    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
 
 
 class LiveSession:
     """State of one connection."""
 
     def __init__(
-        self, socket: WebSocket[Any, Any, Any], state: EmulatorState, token: TokenRecord | None, setup: dict[str, Any]
+        self,
+        socket: WebSocket[Any, Any, Any],
+        state: EmulatorState,
+        token: TokenRecord | None,
+        setup: dict[str, Any],
+        lineage: SessionLineage,
+        info: dict[str, Any],
     ) -> None:
         self.socket = socket
         self.state = state
         self.token = token
         self.setup = setup
+        self.lineage = lineage
+        self.info = info  # this session's entry in /_emulator/sessions, kept current
         self.modality = model.modality(setup)
         self.voice = model.voice_of(setup)
         self.resumable = "sessionResumption" in setup
         self.input_transcription = "inputAudioTranscription" in setup
         self.output_transcription = "outputAudioTranscription" in setup
-        self.audio = bytearray()
-        self.heard_speech = False
-        self.silence = 0.0
+        self.input = TurnInput()
         self.reply: asyncio.Task[None] | None = None
+        self.answering = False  # a reply has started and has not sent turnComplete yet
+        self.tasks: set[asyncio.Task[None]] = set()
         self.pending_tool: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.send_lock = asyncio.Lock()
         self.closed = False
+        self.connected_at = time.monotonic()
+        self.replan = asyncio.Event()  # set when the session limit changes (the first video frame)
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one server frame (binary JSON, as Google does)."""
@@ -69,7 +73,7 @@ class LiveSession:
         self.state.live.add(self)
         await self.send({"setupComplete": {}})
         if self.resumable and self.token is not None:
-            await self._resumption_update()
+            await self._resumption_update(self.token)
         timers = asyncio.create_task(self._lifetime())
         try:
             while not self.closed:
@@ -84,6 +88,9 @@ class LiveSession:
                     break
                 try:
                     await self._on_frame(frame)
+                except ProtocolError as exc:
+                    await self.close(exc.code, exc.reason)
+                    break
                 except Exception as exc:
                     log.error("emulator_session_error", error_type=type(exc).__name__, error=str(exc)[:200])
                     await self.close(1011, "Internal error encountered.")
@@ -91,29 +98,37 @@ class LiveSession:
         finally:
             self.state.live.discard(self)
             timers.cancel()
-            if self.reply is not None:
-                self.reply.cancel()
+            for task in self.tasks:
+                task.cancel()
             self.closed = True
 
-    async def _resumption_update(self) -> None:
-        assert self.token is not None
-        await self.send(
-            {"sessionResumptionUpdate": {"newHandle": self.state.new_handle(self.token), "resumable": True}}
-        )
+    async def _resumption_update(self, token: TokenRecord) -> None:
+        handle = self.state.new_handle(token, self.lineage)
+        await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
     async def _lifetime(self) -> None:
-        """goAway before the connection limit or the token's expiry, then close."""
-        lead = self.state.goaway_lead_seconds
-        limit = self.state.max_connection_seconds
-        end_reason, end_code = "Connection lifetime reached", 1000
-        if self.token is not None:
-            left = (self.token.expire_time - datetime.now(UTC)).total_seconds()
-            if left < limit:
-                limit, end_reason, end_code = left, "Token has expired.", 1008
-        await asyncio.sleep(max(0.0, limit - lead))
-        await self.send({"goAway": {"timeLeft": f"{max(0, round(min(lead, limit)))}s"}})
-        await asyncio.sleep(max(0.0, min(lead, limit)))
-        await self.close(end_code, end_reason)
+        """goAway before the earliest ending (connection limit, token expiry, session limit), then close."""
+        warned = False
+        while not self.closed:
+            ending = lifetime.next_ending(self.state, self.token, self.lineage, self.setup, self.connected_at)
+            wake = ending.at - (0.0 if warned else self.state.goaway_lead_seconds)
+            if await self._replanned(wake - time.monotonic()):
+                continue
+            if warned:
+                await self.close(ending.code, ending.reason)
+                return
+            await self.send({"goAway": {"timeLeft": lifetime.time_left(ending.at - time.monotonic())}})
+            warned = True
+
+    async def _replanned(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True (and start over) if the session's limit changed meanwhile."""
+        if not self.replan.is_set() and seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.replan.wait(), seconds)
+        if self.replan.is_set():
+            self.replan.clear()
+            return True
+        return False
 
     async def go_away(self, time_left: float) -> None:
         """Fault injection: warn the client, then close the connection as the server does at its limit."""
@@ -136,7 +151,7 @@ class LiveSession:
                 if isinstance(p, dict)
             ]
             if turn_done:
-                self._start_reply(" ".join(t for t in texts if t), 0.0)
+                await self._start_reply(" ".join(t for t in texts if t), 0.0, self.input.take_frames())
         elif tool is not None:
             for resp in tool.get("functionResponses") or tool.get("function_responses") or []:
                 future = self.pending_tool.pop(str(resp.get("id")), None)
@@ -144,46 +159,51 @@ class LiveSession:
                     future.set_result(resp.get("response") or {})
 
     async def _on_realtime(self, realtime: dict[str, Any]) -> None:
-        audio = realtime.get("audio") or realtime.get("media")
-        if isinstance(audio, dict) and audio.get("data"):
-            pcm = decode_b64(str(audio["data"]))
-            loud = model.rms(pcm) >= model.SILENCE_RMS
-            seconds = len(pcm) / 2 / model.INPUT_RATE
-            if loud and self.reply is not None and not self.reply.done():
-                # The caller speaks over the answer: stop it, as the real model does.
-                self.reply.cancel()
-                self.reply = None
-                await self.send({"serverContent": {"interrupted": True}})
-            self.audio += pcm
+        for media in media_of(realtime):
+            if media.kind == "frame":
+                self._on_video_frame()
+                continue
+            loud, turn = self.input.add_audio(media.data)
             if loud:
-                self.heard_speech, self.silence = True, 0.0
-            elif self.heard_speech:
-                self.silence += seconds
-                if self.silence >= END_OF_TURN_SILENCE:
-                    self._end_audio_turn()
+                await self._interrupt()  # the caller speaks over the answer: stop it, as the real model does
+            if turn is not None:
+                await self._start_reply(None, turn.seconds, turn.frames)
         if realtime.get("audio_stream_end") or realtime.get("audioStreamEnd"):
-            self._end_audio_turn()
+            turn = self.input.end_of_stream()
+            if turn is not None:
+                await self._start_reply(None, turn.seconds, turn.frames)
         text = realtime.get("text")
         if isinstance(text, str) and text:
-            self._start_reply(text, 0.0)
+            await self._start_reply(text, 0.0, self.input.take_frames())
 
-    def _end_audio_turn(self) -> None:
-        if not self.audio:
-            return
-        seconds = len(self.audio) / 2 / model.INPUT_RATE
-        self.audio.clear()
-        self.heard_speech, self.silence = False, 0.0
-        self._start_reply(None, seconds)
+    def _on_video_frame(self) -> None:
+        self.input.add_frame()
+        self.info["frames"] += 1
+        if not self.lineage.video:
+            # From now on this is an audio+video session, with the shorter session limit.
+            self.lineage.video = True
+            self.info["video"] = True
+            self.info["session_limit_seconds"] = lifetime.session_limit(self.state, self.setup, video=True)
+            self.replan.set()
 
-    def _start_reply(self, text: str | None, audio_seconds: float) -> None:
-        if self.reply is not None and not self.reply.done():
+    async def _interrupt(self) -> None:
+        """Stop a reply that is still being generated and say so; a finished reply is left alone."""
+        if self.answering and self.reply is not None:
             self.reply.cancel()
-        self.reply = asyncio.create_task(self._answer(text, audio_seconds))
+            self.answering = False
+            await self.send({"serverContent": {"interrupted": True}})
 
-    async def _answer(self, text: str | None, audio_seconds: float) -> None:
+    async def _start_reply(self, text: str | None, audio_seconds: float, frames: int) -> None:
+        await self._interrupt()
+        self.answering = True
+        self.reply = asyncio.create_task(self._answer(text, audio_seconds, frames))
+        self.tasks.add(self.reply)
+        self.reply.add_done_callback(self.tasks.discard)
+
+    async def _answer(self, text: str | None, audio_seconds: float, frames: int) -> None:
         if text is None and self.input_transcription:
             await self.send({"serverContent": {"inputTranscription": {"text": model.input_transcript(audio_seconds)}}})
-        answer = model.reply_text(text, audio_seconds)
+        answer = model.reply_text(text, audio_seconds, frames)
         function = model.pick_function(self.setup, text)
         if function is not None:
             call_id = "fc-" + secrets.token_hex(4)
@@ -194,6 +214,7 @@ class LiveSession:
             try:
                 result = await asyncio.wait_for(future, timeout=30)
             except TimeoutError:
+                self.answering = False
                 await self.send({"toolCallCancellation": {"ids": [call_id]}})
                 return
             answer = f"{function} returned {json.dumps(result, sort_keys=True)}."
@@ -207,16 +228,21 @@ class LiveSession:
             await self._stream_audio(answer)
         await self.send({"serverContent": {"generationComplete": True}})
         prompt_tokens = max(1, int(audio_seconds * 25) if text is None else len((text or "").split()))
+        self.answering = False
         await self.send(
             {
                 "serverContent": {"turnComplete": True},
                 "usageMetadata": model.usage(
-                    prompt_tokens, max(1, len(answer.split())), self.modality, "AUDIO" if text is None else "TEXT"
+                    prompt_tokens,
+                    max(1, len(answer.split())),
+                    self.modality,
+                    "AUDIO" if text is None else "TEXT",
+                    frames,
                 ),
             }
         )
         if self.resumable and self.token is not None:
-            await self._resumption_update()
+            await self._resumption_update(self.token)
 
     async def _stream_audio(self, answer: str) -> None:
         pcm = model.synthesize(answer, self.voice)

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.logging import fingerprint
 
-__all__ = ["EmulatorState", "Faults", "TokenRecord", "fingerprint"]
+__all__ = ["EmulatorState", "Faults", "SessionLineage", "TokenRecord", "fingerprint"]
 
 
 @dataclass
@@ -45,6 +45,15 @@ class TokenRecord:
 
 
 @dataclass
+class SessionLineage:
+    """One Live session across its connections: resuming continues it, with its age and whether it has seen video."""
+
+    token_name: str | None  # None: a session opened with the API key
+    started: float = field(default_factory=time.monotonic)
+    video: bool = False
+
+
+@dataclass
 class Faults:
     """Fault injection for the auth_tokens endpoint."""
 
@@ -73,13 +82,17 @@ class EmulatorState:
         speed: float = 1.0,
         max_connection_seconds: float = 600.0,
         goaway_lead_seconds: float = 10.0,
+        audio_session_seconds: float = 900.0,
+        video_session_seconds: float = 120.0,
     ) -> None:
         self.api_key = api_key
         self.speed = speed
         self.max_connection_seconds = max_connection_seconds
         self.goaway_lead_seconds = goaway_lead_seconds
+        self.audio_session_seconds = audio_session_seconds
+        self.video_session_seconds = video_session_seconds
         self.tokens: dict[str, TokenRecord] = {}
-        self.handles: dict[str, str] = {}  # resumption handle -> token name
+        self.handles: dict[str, SessionLineage] = {}  # resumption handle -> the session it continues
         self.requests: deque[dict[str, Any]] = deque(maxlen=500)
         self.sessions: deque[dict[str, Any]] = deque(maxlen=500)
         self.faults = Faults()
@@ -96,11 +109,11 @@ class EmulatorState:
         self.mint_count += 1
         return record
 
-    def new_handle(self, token: TokenRecord) -> str:
-        """A resumption handle bound to `token`."""
+    def new_handle(self, token: TokenRecord, lineage: SessionLineage) -> str:
+        """A resumption handle bound to `token` that continues the session `lineage`."""
         handle = "resume-" + secrets.token_urlsafe(18)
         token.handles.add(handle)
-        self.handles[handle] = token.name
+        self.handles[handle] = lineage
         return handle
 
     def reset(self) -> None:

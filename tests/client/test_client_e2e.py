@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator.live_support import jpeg, png
 from tests.support.emulator import EmulatorProcess
 from tests.support.processes import ServiceProcess, livetoken_exe
 from tests.support.redis_proc import free_port
@@ -126,6 +127,55 @@ def test_function_call_is_answered_by_the_client(service: str, emulator: Any) ->
     summary = json.loads(res.stdout)
     assert summary["tool_calls"] == [{"name": "calculate", "args": {"expression": "6*7"}, "result": {"result": 42}}]
     assert summary["text_received"] == 'calculate returned {"result": 42}.'
+
+
+def test_image_frame_with_a_text_turn(service: str, emulator: Any, tmp_path: Path) -> None:
+    """--image photo.jpg --text: one JPEG frame goes before the turn and the answer counts it."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg())
+    res = client(
+        service, "--profile", "text", "--image", str(photo), "--text", "what is this?", "--check", ca=emulator.ca_file
+    )
+    assert res.returncode == 0, res.stderr
+    assert "model: I saw 1 frame. You said: what is this?\n" in res.stdout
+    assert f"sent image 1 as a video frame (image/jpeg, {len(jpeg())} bytes)" in res.stderr
+    assert emulator.sessions()[-1]["frames"] == 1
+
+
+def test_png_frames_with_an_audio_turn(service: str, emulator: Any, tmp_path: Path) -> None:
+    """Two --image PNGs with a spoken turn: both frames are sent as image/png and the spoken answer counts them."""
+    wav_in, screen = tmp_path / "in.wav", tmp_path / "screen.png"
+    speech_wav(wav_in)
+    screen.write_bytes(png())
+    res = client(
+        service,
+        "--profile",
+        "voice",
+        "--input",
+        str(wav_in),
+        "--fast",
+        "--image",
+        str(screen),
+        "--image",
+        str(screen),
+        "--check",
+        "--json",
+        ca=emulator.ca_file,
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["frames_sent"] == 2
+    assert summary["output_transcript"].startswith("I saw 2 frames and heard ")
+    assert emulator.sessions()[-1]["frames"] == 2
+
+
+def test_a_file_that_is_not_an_image_is_refused_before_any_token(tmp_path: Path) -> None:
+    """--image notes.txt: exit 2 with one clear line, and no token is requested (the service is not even up)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    res = client(f"http://127.0.0.1:{free_port()}", "--profile", "text", "--image", str(notes), "--text", "hi")
+    assert res.returncode == 2
+    assert res.stderr == f"livetoken client: {notes}: not a JPEG or PNG image\n"
 
 
 @pytest.mark.parametrize(

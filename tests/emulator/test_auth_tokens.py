@@ -6,14 +6,15 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import pytest
 from google import genai
 from google.genai import errors, types
 
-from service.upstream.minter import TRANSPORT_ERRORS, sdk_http_options
+from service.upstream import sdk_http_options
+from service.upstream.minter import TRANSPORT_ERRORS
 
 # Copies of shared/reference/google-genai-3.6.1 (captures of the real SDK), so a bare clone can run the tests.
 CAPTURES = Path(__file__).resolve().parent / "captures"
@@ -53,7 +54,14 @@ def constraints() -> types.LiveConnectConstraints:
     )
 
 
-def times(minutes: float = 30, seconds: float = 60) -> dict[str, datetime]:
+class Times(TypedDict):
+    """The two expiry times of a token request."""
+
+    expire_time: datetime
+    new_session_expire_time: datetime
+
+
+def times(minutes: float = 30, seconds: float = 60) -> Times:
     """Aware expiry times from now."""
     now = datetime.now(UTC)
     return {
@@ -185,7 +193,9 @@ async def test_api_key_is_checked(emulator: Any, key: str | None, code: int, sta
         (503, errors.ServerError, "UNAVAILABLE"),
     ],
 )
-async def test_injected_errors_reach_the_sdk_as_google_errors(emulator: Any, code: int, cls: type, status: str) -> None:
+async def test_injected_errors_reach_the_sdk_as_google_errors(
+    emulator: Any, code: int, cls: type[errors.APIError], status: str
+) -> None:
     """Fault injection answers in Google's shape, so the SDK raises the same classes as in the captures."""
     emulator.fail_next(code)
     with pytest.raises(cls) as err:
