@@ -88,10 +88,25 @@ class Metrics:
         self.jwks_refreshes = Counter(
             "livetoken_jwks_refreshes", "JWKS fetches, by outcome (ok, error, cooldown).", ["outcome"], registry=r
         )
+        self.jwks_keys_skipped = Counter(
+            "livetoken_jwks_keys_skipped",
+            "JWKS keys left out of a refresh because they cannot verify this issuer's tokens, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.jwt_rejections = Counter(
             "livetoken_jwt_rejections",
             "JWTs refused, by internal check (never shown to clients).",
             ["check"],
+            registry=r,
+        )
+        self.open_connections = Gauge(
+            "livetoken_open_connections", "HTTP connections open now, idle ones included.", registry=r
+        )
+        self.connections_shed = Counter(
+            "livetoken_connections_shed",
+            "Connections the server closed to protect itself, by reason (header_timeout, idle_evicted, over_limit).",
+            ["reason"],
             registry=r,
         )
 

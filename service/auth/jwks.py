@@ -1,28 +1,26 @@
-"""A JWKS cache per issuer: async fetches, single-flight, refresh cooldown, serving stale keys through outages."""
+"""A JWKS cache per issuer: async fetches, single-flight, refresh cooldown, serving stale keys through outages.
+
+A refresh that fails, for any reason, keeps the keys of the last good one; keys a refresh cannot use are skipped,
+counted and logged, and the others kept (jwk_set.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 import structlog
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
 
+from service.auth.jwk_set import ROUTINE_SKIPS, JWKSContents, JWKSRejected, parse_jwks
 from service.metrics import Metrics
 
 MAX_JWKS_BYTES = 256 * 1024
+MAX_SKIPPED_LOGGED = 20
 log = structlog.get_logger("livetoken.jwks")
-
-_KTY_FOR_ALG = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
-
-
-def _kty_allowed(kty: str, algorithms: frozenset[str]) -> bool:
-    return any(_KTY_FOR_ALG.get(alg[:2]) == kty for alg in algorithms)
 
 
 class JWKSCache:
@@ -53,17 +51,18 @@ class JWKSCache:
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
+        self._last_failed = False
         self._inflight: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     def status(self) -> Literal["ok", "stale", "unavailable"]:
-        """ok: fresh keys; stale: serving cached keys past their TTL; unavailable: no usable keys."""
+        """ok: fresh keys; stale: serving cached keys past their TTL or after a failed refresh; unavailable: none."""
         if self._fetched_at is None or not self._keys:
             return "unavailable"
         age = self._clock() - self._fetched_at
         if age > self._max_stale:
             return "unavailable"
-        return "ok" if age <= self._ttl else "stale"
+        return "stale" if age > self._ttl or self._last_failed else "ok"
 
     def _may_fetch(self) -> bool:
         return self._last_attempt is None or self._clock() - self._last_attempt >= self._cooldown
@@ -101,44 +100,54 @@ class JWKSCache:
 
     async def _fetch(self) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._http.stream("GET", self.url, headers={"Accept": "application/json"}) as resp:
-                    if resp.status_code != 200:
-                        raise ValueError(f"status {resp.status_code}")
-                    body = bytearray()
-                    async for chunk in resp.aiter_bytes():
-                        body += chunk
-                        if len(body) > MAX_JWKS_BYTES:
-                            raise ValueError("JWKS document too large")
-            keys = self._parse(bytes(body))
-        except (httpx.HTTPError, OSError, TimeoutError, ValueError) as exc:
-            self._metrics.jwks_refreshes.labels(outcome="error").inc()
-            log.warning("jwks_refresh_failed", url=self.url, error_type=type(exc).__name__, cached_keys=len(self._keys))
+            contents = parse_jwks(await self._download(), self._algorithms)
+        except Exception as exc:  # the IdP is outside: any failure is a failed refresh, never a 500
+            self._refresh_failed(exc.reason if isinstance(exc, JWKSRejected) else type(exc).__name__)
             return
-        self._keys = keys
+        self._report_skipped(contents)
+        if not contents.keys:
+            self._refresh_failed("no_usable_key")
+            return
+        self._keys = contents.keys
         self._fetched_at = self._clock()
+        self._last_failed = False
         self._metrics.jwks_refreshes.labels(outcome="ok").inc()
-        log.info("jwks_refreshed", url=self.url, keys=len(keys))
+        log.info("jwks_refreshed", url=self.url, keys=len(contents.keys), skipped=len(contents.skipped))
 
-    def _parse(self, body: bytes) -> dict[str, PyJWK]:
-        doc: Any = json.loads(body)
-        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-            raise ValueError("not a JWKS document")
-        keys: dict[str, PyJWK] = {}
-        for jwk in doc["keys"]:
-            if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
-                continue
-            if not _kty_allowed(str(jwk.get("kty")), self._algorithms):
-                continue
-            if "alg" in jwk and jwk["alg"] not in self._algorithms:
-                continue
-            try:
-                keys[str(jwk.get("kid", ""))] = PyJWK(jwk)
-            except (PyJWKError, ValueError, TypeError, KeyError):
-                continue
-        if not keys:
-            raise ValueError("JWKS has no usable key")
-        return keys
+    async def _download(self) -> bytes:
+        async with asyncio.timeout(self._timeout):
+            async with self._http.stream("GET", self.url, headers={"Accept": "application/json"}) as resp:
+                if resp.status_code != 200:
+                    raise JWKSRejected(f"http_{resp.status_code // 100}xx")
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise JWKSRejected("too_large")
+        return bytes(body)
+
+    def _refresh_failed(self, reason: str) -> None:
+        self._last_failed = True
+        self._metrics.jwks_refreshes.labels(outcome="error").inc()
+        log.warning(
+            "jwks_refresh_failed", url=self.url, reason=reason, cached_keys=len(self._keys), status=self.status()
+        )
+
+    def _report_skipped(self, contents: JWKSContents) -> None:
+        """Count every skipped key; one log line per refresh names them (kid and reason, never key material)."""
+        if not contents.skipped:
+            return
+        for skipped in contents.skipped:
+            self._metrics.inc(self._metrics.jwks_keys_skipped, skipped.reason)
+        # Keys meant for something else (encryption, another algorithm) are routine; a key that is broken is not.
+        routine = all(k.reason in ROUTINE_SKIPS for k in contents.skipped)
+        (log.info if routine else log.warning)(
+            "jwks_keys_skipped",
+            url=self.url,
+            count=len(contents.skipped),
+            keys=[{"kid": k.kid, "reason": k.reason} for k in contents.skipped[:MAX_SKIPPED_LOGGED]],
+            usable=len(contents.keys),
+        )
 
     async def aclose(self) -> None:
         """Cancel background refreshes."""

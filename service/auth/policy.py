@@ -16,7 +16,17 @@ def may_use(profile: ProfileConfig, caller: CallerIdentity) -> bool:
     for name, wanted in rule.claims.items():
         allowed = {wanted} if isinstance(wanted, str) else set(wanted)
         have = caller.claims.get(name)
-        values = set(have) if isinstance(have, list) else {have}
-        if not {str(v) for v in values if v is not None} & allowed:
+        values = have if isinstance(have, list) else [have]
+        # Only strings and integers can match a configured value: an object, list, float or boolean never does
+        # (and is never hashed, so no claim shape can make this raise).
+        if not any(_claim_text(value) in allowed for value in values):
             return False
     return True
+
+
+def _claim_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None

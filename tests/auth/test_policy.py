@@ -40,3 +40,24 @@ def profile(require: RequireRule | None) -> ProfileConfig:
 def test_require_rules(rule: RequireRule | None, who: CallerIdentity, allowed: bool) -> None:
     """All listed scopes, and one of the listed values for each claim (lists match by membership)."""
     assert may_use(profile(rule), who) is allowed
+
+
+@pytest.mark.parametrize(
+    ("have", "allowed"),
+    [
+        pytest.param({"tier": "pro"}, False, id="object"),
+        pytest.param([{"tier": "pro"}], False, id="list-of-objects"),
+        pytest.param([["pro"]], False, id="list-of-lists"),
+        pytest.param([{"x": 1}, "pro"], True, id="objects-then-the-value"),
+        pytest.param(True, False, id="boolean"),
+        pytest.param(1.0, False, id="float"),
+        pytest.param(None, False, id="null"),
+        pytest.param(42, True, id="integer-matches-its-digits"),
+        pytest.param([7, 42], True, id="integer-in-a-list"),
+    ],
+)
+def test_claims_of_any_json_shape_are_judged_without_error(have: Any, allowed: bool) -> None:
+    """A verified token may carry any JSON in a claim a rule names: only strings and integers can match, and no
+    shape (objects and lists are unhashable) makes the check raise."""
+    rule = RequireRule(claims={"tier": ["pro", "42"]})
+    assert may_use(profile(rule), caller(tier=have)) is allowed
