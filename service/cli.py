@@ -39,8 +39,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if args.demo_dir:
             settings = _with_demo(settings, args.demo_dir)
     except ConfigError as exc:
-        print(f"livetoken: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _config_error(exc)
     except RuntimeError as exc:
         print(f"livetoken: {exc}", file=sys.stderr)
         return 1
@@ -155,10 +154,16 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         if not args.no_env:
             load_env(os.environ, file, require_api_key=False)
     except ConfigError as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
-        return 1
+        return _config_error(exc)
     print(f"{args.file}: OK ({len(file.issuers)} issuer(s), profiles: {', '.join(sorted(file.profiles))})")
     return 0
+
+
+def _config_error(exc: ConfigError) -> int:
+    """Report a configuration error as `serve` and `check-config` both do: one line naming the key, exit 2."""
+    message = " ".join(str(exc).splitlines())
+    print(f"livetoken: configuration error: {message}", file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,91 @@
+"""The environment's secrets and endpoints, each checked where it is read and named by its variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal, TypeVar, cast
+
+from service.config.endpoints import check_http_url, check_origin, check_redis_url
+from service.config.errors import ConfigError
+from service.config.model import MIN_HS_SECRET_BYTES, FileConfig
+from service.config.pem import check_ca_file, check_public_key_file
+from service.config.secret import Secret
+from service.config.settings import EnvConfig
+
+T = TypeVar("T")
+
+
+def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool = True) -> EnvConfig:
+    """Read secrets and endpoints from the environment and check them against the file config."""
+    api_key = _env_secret(env, "LIVETOKEN_GEMINI_API_KEY")
+    if api_key is None and require_api_key:
+        raise ConfigError("LIVETOKEN_GEMINI_API_KEY: not set (or LIVETOKEN_GEMINI_API_KEY_FILE)")
+    base_url = _checked(env.get("LIVETOKEN_GEMINI_BASE_URL") or None, "LIVETOKEN_GEMINI_BASE_URL", check_http_url)
+    ca_file = _checked(env.get("LIVETOKEN_GEMINI_CA_FILE") or None, "LIVETOKEN_GEMINI_CA_FILE", check_ca_file)
+    redis_url = _env_secret(env, "LIVETOKEN_REDIS_URL")
+    if redis_url is not None:
+        _checked(redis_url.reveal(), "LIVETOKEN_REDIS_URL", check_redis_url)
+    log_format = env.get("LIVETOKEN_LOG_FORMAT") or None
+    if log_format not in (None, "json", "console"):
+        raise ConfigError("LIVETOKEN_LOG_FORMAT: must be json or console")
+    cors = tuple(o.strip() for o in (env.get("LIVETOKEN_CORS_ALLOW_ORIGINS") or "").split(",") if o.strip())
+    for origin in cors:
+        check_origin(origin, "LIVETOKEN_CORS_ALLOW_ORIGINS")
+    log_level = (env.get("LIVETOKEN_LOG_LEVEL") or "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("LIVETOKEN_LOG_LEVEL: must be debug, info, warning or error")
+    return EnvConfig(
+        gemini_api_key=api_key,
+        gemini_base_url=base_url,
+        gemini_ca_file=ca_file,
+        redis_url=redis_url,
+        log_format=cast(Literal["json", "console"] | None, log_format),  # checked just above
+        log_level=log_level,
+        issuer_secrets=_issuer_secrets(env, file),
+        cors_allow_origins=cors,
+    )
+
+
+def _issuer_secrets(env: Mapping[str, str], file: FileConfig) -> dict[str, Secret]:
+    """Each HS issuer's secret by issuer; each public key file loaded once to prove it is one."""
+    secrets: dict[str, Secret] = {}
+    for i, issuer in enumerate(file.issuers):
+        if issuer.public_key_file is not None:
+            _checked(issuer.public_key_file, f"issuers[{i}].public_key_file", check_public_key_file)
+        if issuer.hs256_secret_env is None:
+            continue
+        name = issuer.hs256_secret_env
+        secret = _env_secret(env, name)
+        if secret is None:
+            raise ConfigError(f"issuers[{i}].hs256_secret_env: environment variable {name} is not set")
+        if len(secret.reveal().encode()) < MIN_HS_SECRET_BYTES:
+            raise ConfigError(f"issuers[{i}].hs256_secret_env: the secret in {name} is shorter than 32 bytes")
+        secrets[issuer.issuer] = secret
+    return secrets
+
+
+def _checked(value: T | None, where: str, check: Callable[[T], object]) -> T | None:
+    """`value` once `check` accepts it; its ValueError becomes a ConfigError naming `where`."""
+    if value is not None:
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return value
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> Secret | None:
+    """Read NAME or the file named by NAME_FILE."""
+    value = env.get(name)
+    file_name = env.get(f"{name}_FILE")
+    if value and file_name:
+        raise ConfigError(f"{name}: set either {name} or {name}_FILE, not both")
+    if file_name:
+        try:
+            value = Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file_name!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{name}_FILE: {file_name!r} is not UTF-8 text") from None
+    return Secret(value) if value else None

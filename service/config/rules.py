@@ -1,0 +1,63 @@
+"""Rules that tie several fields together, so no single field can carry them (those live in `model.py`)."""
+
+from __future__ import annotations
+
+from service.config.duration import format_seconds
+from service.config.errors import ConfigError
+from service.config.model import HS_ALGORITHMS, FileConfig, IssuerConfig, ProfileConfig, RequireRule
+
+_KEY_SOURCES = ("jwks_url", "public_key_file", "hs256_secret_env")
+
+
+def check_rules(cfg: FileConfig) -> None:
+    """Raise ConfigError, naming the key, for the first cross-field rule `cfg` breaks."""
+    seen: set[str] = set()
+    for i, issuer in enumerate(cfg.issuers):
+        _check_issuer(issuer, f"issuers[{i}]")
+        if issuer.issuer in seen:
+            raise ConfigError(f"issuers[{i}].issuer: {issuer.issuer!r} is configured twice")
+        seen.add(issuer.issuer)
+    for name, profile in cfg.profiles.items():
+        _check_profile(profile, f"profiles.{name}")
+    if cfg.upstream.deadline < cfg.upstream.attempt_timeout:
+        raise ConfigError("upstream.deadline: must be at least upstream.attempt_timeout")
+
+
+def _check_issuer(issuer: IssuerConfig, key: str) -> None:
+    sources = [name for name in _KEY_SOURCES if getattr(issuer, name) is not None]
+    if len(sources) != 1:
+        raise ConfigError(
+            f"{key}: set exactly one key source of {', '.join(_KEY_SOURCES)}"
+            f" (found {len(sources)}{': ' + ', '.join(sources) if sources else ''})"
+        )
+    algorithms = set(issuer.algorithms)
+    if issuer.hs256_secret_env is not None and not algorithms <= HS_ALGORITHMS:
+        raise ConfigError(f"{key}.algorithms: an hs256_secret_env issuer may only allow HS256/HS384/HS512")
+    if issuer.hs256_secret_env is None and algorithms & HS_ALGORITHMS:
+        raise ConfigError(f"{key}.algorithms: HS algorithms need hs256_secret_env; never mix them with public keys")
+
+
+def _check_profile(profile: ProfileConfig, key: str) -> None:
+    if profile.modality == "TEXT" and (profile.voice or profile.allowed_voices):
+        raise ConfigError(f"{key}.voice: a TEXT profile has no voice")
+    if profile.allowed_voices and profile.voice is None:
+        raise ConfigError(f"{key}.voice: allowed_voices needs a default voice")
+    if profile.allowed_voices and profile.voice not in profile.allowed_voices:
+        raise ConfigError(f"{key}.allowed_voices: must include the default voice {profile.voice!r}")
+    ttl = profile.effective_session_ttl
+    if profile.new_session_ttl > ttl:
+        raise ConfigError(f"{key}.new_session_ttl: must be at most session_ttl ({format_seconds(ttl)})")
+    names = [tool.name for tool in profile.tools]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key}.tools: function names must be unique")
+    if profile.require is not None:
+        _check_require(profile.require, f"{key}.require")
+
+
+def _check_require(rule: RequireRule, key: str) -> None:
+    if not rule.scopes and not rule.claims:
+        raise ConfigError(f"{key}: the rule names no scope or claim; drop it or fill it in")
+    # Checked here rather than on the field: msgspec would name a bad dict value `claims[...]`, not its claim.
+    for claim, want in rule.claims.items():
+        if not claim or want in ("", []):
+            raise ConfigError(f"{key}.claims.{claim}: names no value")
