@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench soak openapi clean redis-server
+.PHONY: run test lint typecheck check bench soak openapi clean redis-server browser-deps demo
 
 # Create the virtualenv and install the package with its dev tools, pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
@@ -21,9 +21,19 @@ redis-server: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/livetoken serve
 
+# The browser example's tests: Debian's chromium and certutil (apt-get, as root), npm ci, a current build.
+browser-deps:
+	@scripts/ensure-browser-deps
+
 # The whole suite: style and types first (cheap), then every test.
-test: $(STAMP) redis-server lint typecheck
+test: $(STAMP) redis-server browser-deps lint typecheck
 	$(PY) -m pytest
+
+# The browser example built and served same-origin by dev mode; open the /demo/ URL it prints.
+demo: $(STAMP)
+	@scripts/ensure-browser-deps --build-only
+	@echo "==> trust the emulator's CA in your browser once: examples/browser/README.md#trusting-the-emulators-certificate-dev-mode-only"
+	$(VENV)/bin/livetoken serve --demo-dir examples/browser/dist
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -44,4 +54,4 @@ openapi: $(STAMP)
 	$(VENV)/bin/livetoken openapi > openapi.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .livetoken
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .livetoken examples/browser/node_modules examples/browser/dist

@@ -1,0 +1,252 @@
+// The page: wires the token, the Live session, microphone, playback, video and tools to the controls.
+import type { FunctionCall, FunctionResponse, LiveServerMessage, Session } from "@google/genai";
+import { Microphone } from "./audio-in";
+import { Player } from "./audio-out";
+import { base64ToBytes, bytesToBase64 } from "./base64";
+import { requestedProfile, serviceUrl, takeJwtFromFragment } from "./inputs";
+import { openSession, SessionRefused } from "./session";
+import { fetchProfiles, fetchToken, TokenRefused, type ProfileInfo, type TokenResponse } from "./token";
+import { runTool } from "./tools";
+import { clearError, setControls, setMeter, setStatus, showError, Transcript, ui } from "./ui";
+import { VideoShare, type VideoKind } from "./video";
+
+const service = serviceUrl(window.location);
+const transcript = new Transcript(ui.transcript);
+
+let profiles: ProfileInfo[] = [];
+let lastToken: TokenResponse | null = null;
+let session: Session | null = null;
+let player: Player | null = null;
+let mic: Microphone | null = null;
+let video: VideoShare | null = null;
+let closing = false; // we are closing the session: the onclose that follows is ours, not an error
+
+/** An error as the heading and lines the page shows. */
+function describe(error: unknown, refused = "Token refused"): [string, ...string[]] {
+  if (error instanceof TokenRefused) {
+    const retry = error.retryAfter === null ? "" : `Retry after ${error.retryAfter} s.`;
+    return [refused, `${error.status} ${error.title}`, error.detail, retry];
+  }
+  if (error instanceof SessionRefused) {
+    if (error.code === 0) return ["Live session refused", `The Live API sent ${error.reason}.`];
+    const hint =
+      error.code === 1006 ? "The connection failed before the Live API answered (network, or TLS trust)." : "";
+    return ["Live session refused", `Close code ${error.code}: ${error.reason || "(no reason given)"}`, hint];
+  }
+  if (error instanceof TypeError) {
+    return ["Network error", `Could not reach livetoken at ${service} (is it running, and does it allow this origin?)`];
+  }
+  if (error instanceof DOMException && error.name === "NotAllowedError") {
+    return ["Permission denied", "The browser (or the user) did not allow the microphone, camera or screen."];
+  }
+  return ["Error", error instanceof Error ? error.message : String(error)];
+}
+
+async function loadProfiles(): Promise<void> {
+  const jwt = ui.jwt.value.trim();
+  if (!jwt) return;
+  try {
+    profiles = await fetchProfiles(service, jwt);
+  } catch (error) {
+    showError(...describe(error, "Could not list the profiles"));
+    return;
+  }
+  clearError();
+  const wanted = requestedProfile(window.location) ?? ui.profile.value;
+  ui.profile.replaceChildren(
+    ...profiles.map((p) => new Option(`${p.name} (${p.response_modality.toLowerCase()})`, p.name)),
+  );
+  if (profiles.some((p) => p.name === wanted)) ui.profile.value = wanted;
+  showProfile();
+}
+
+function showProfile(): void {
+  const profile = profiles.find((p) => p.name === ui.profile.value);
+  ui.profileDescription.textContent = profile
+    ? `${profile.description} Model ${profile.model}${profile.voice ? `, voice ${profile.voice}` : ""}` +
+      (profile.tools.length ? `; tools: ${profile.tools.join(", ")}` : "")
+    : "";
+}
+
+async function connect(): Promise<void> {
+  clearError();
+  if (!ui.jwt.value.trim()) {
+    showError("No JWT", "Paste your user's JWT, or open this page with #jwt=… in its address.");
+    return;
+  }
+  closing = false;
+  setControls("busy");
+  player = new Player(updateMeters); // in the click handler: browsers only let audio start after a user gesture
+  try {
+    if (ui.reuseToken.checked && lastToken !== null) {
+      setStatus("Opening the Live session with the last token…", "busy");
+    } else {
+      setStatus("Fetching a token…", "busy");
+      lastToken = await fetchToken(service, ui.jwt.value.trim(), ui.profile.value);
+      setStatus("Opening the Live session…", "busy");
+    }
+    const token = lastToken;
+    session = await openSession(token, { onmessage, onclose });
+    const voice = token.voice ? ` (voice ${token.voice})` : "";
+    setStatus(`Connected: ${token.profile} on ${token.model}${voice}`, "connected");
+    setControls("connected");
+    updateMeters();
+  } catch (error) {
+    teardown();
+    setStatus("Not connected", "idle");
+    showError(...describe(error));
+    return;
+  }
+  if (ui.micOnConnect.checked) await guard(toggleMic)();
+}
+
+function onmessage(message: LiveServerMessage): void {
+  const content = message.serverContent;
+  if (content?.interrupted) {
+    player?.interrupt();
+    transcript.interrupted();
+  }
+  if (content?.inputTranscription?.text) transcript.append("user", content.inputTranscription.text);
+  for (const part of content?.modelTurn?.parts ?? []) {
+    if (part.inlineData?.data && part.inlineData.mimeType?.startsWith("audio/pcm")) {
+      player?.play(base64ToBytes(part.inlineData.data));
+      transcript.modelSpeaking();
+    } else if (part.text) {
+      transcript.append("model", part.text);
+    }
+  }
+  if (content?.outputTranscription?.text) transcript.append("model", content.outputTranscription.text);
+  if (content?.turnComplete) transcript.endTurn();
+  if (message.toolCall?.functionCalls?.length) answerToolCalls(message.toolCall.functionCalls);
+  if (message.toolCallCancellation?.ids?.length) {
+    transcript.add("tool", `cancelled: ${message.toolCallCancellation.ids.join(", ")}`);
+  }
+  if (message.goAway) transcript.add("note", `The Live API will close this connection in ${message.goAway.timeLeft}.`);
+  updateMeters();
+}
+
+function answerToolCalls(calls: FunctionCall[]): void {
+  const functionResponses: FunctionResponse[] = calls.map((call) => {
+    const name = call.name ?? "";
+    const response = runTool(name, call.args);
+    transcript.add("tool", `${name}(${JSON.stringify(call.args ?? {})}) → ${JSON.stringify(response)}`);
+    return { id: call.id ?? "", name, response };
+  });
+  session?.sendToolResponse({ functionResponses });
+}
+
+function onclose(event: CloseEvent): void {
+  if (closing) return; // the close that follows our own Disconnect
+  teardown();
+  setStatus("Not connected", "idle");
+  showError("The Live session ended", `Close code ${event.code}: ${event.reason || "(no reason given)"}`);
+}
+
+function disconnect(): void {
+  teardown();
+  setStatus("Disconnected", "idle");
+}
+
+/** Close the session (if open) and release microphone, camera and speakers. */
+function teardown(): void {
+  closing = true;
+  session?.close();
+  mic?.stop();
+  video?.stop();
+  player?.close();
+  [mic, video, player, session] = [null, null, null, null];
+  setControls("idle");
+  ui.mic.textContent = "Start microphone";
+  ui.camera.textContent = "Share camera";
+  ui.screen.textContent = "Share screen";
+  updateMeters(); // microphone and video off; the reply-audio meter keeps the last session's figures
+}
+
+async function toggleMic(): Promise<void> {
+  if (mic !== null) {
+    mic.stop();
+    mic = null;
+    session?.sendRealtimeInput({ audioStreamEnd: true }); // lets the Live API finish the turn it was hearing
+  } else {
+    mic = await Microphone.start((pcm) => {
+      const data = bytesToBase64(new Uint8Array(pcm));
+      session?.sendRealtimeInput({ audio: { data, mimeType: "audio/pcm;rate=16000" } });
+      updateMeters();
+    });
+  }
+  ui.mic.textContent = mic === null ? "Start microphone" : "Stop microphone";
+  updateMeters();
+}
+
+async function toggleVideo(kind: VideoKind): Promise<void> {
+  const wasSharing = video?.kind;
+  video?.stop();
+  video = null;
+  if (wasSharing !== kind) {
+    video = await VideoShare.start(
+      kind,
+      ui.preview,
+      (data) => {
+        session?.sendRealtimeInput({ video: { data, mimeType: "image/jpeg" } });
+        updateMeters();
+      },
+      () => {
+        video = null;
+        updateMeters();
+      },
+    );
+  }
+  ui.camera.textContent = video?.kind === "camera" ? "Stop camera" : "Share camera";
+  ui.screen.textContent = video?.kind === "screen" ? "Stop screen" : "Share screen";
+  updateMeters();
+}
+
+function updateMeters(): void {
+  const sent = mic?.sentSeconds ?? 0;
+  setMeter(ui.micMeter, mic ? `on, ${sent.toFixed(1)} s sent` : "off", { seconds: Number(sent.toFixed(1)) });
+  const frames = video?.framesSent ?? 0;
+  setMeter(ui.videoMeter, video ? `${video.kind}, ${frames} frame${frames === 1 ? "" : "s"} sent` : "off", {
+    frames,
+  });
+  if (player !== null) {
+    const { scheduledSeconds: s, playedSeconds: played, chunks, cutSeconds: cut, interruptions } = player;
+    const interrupted = interruptions ? `; ${cut.toFixed(2)} s cut by ${interruptions} interruption(s)` : "";
+    setMeter(ui.audioMeter, `${played.toFixed(2)} of ${s.toFixed(2)} s played (${chunks} chunks)${interrupted}`, {
+      scheduledSeconds: Number(s.toFixed(3)),
+      playedSeconds: Number(played.toFixed(3)),
+      chunks,
+      cutSeconds: Number(cut.toFixed(3)),
+      queuedSeconds: Number(player.queuedSeconds.toFixed(3)),
+      interruptions,
+    });
+  }
+}
+
+function sendChat(event: SubmitEvent): void {
+  event.preventDefault();
+  const text = ui.chatInput.value.trim();
+  if (!text || session === null) return;
+  transcript.endTurn();
+  transcript.add("user", text);
+  session.sendClientContent({ turns: [{ role: "user", parts: [{ text }] }], turnComplete: true });
+  ui.chatInput.value = "";
+}
+
+/** Run a click handler, showing what goes wrong (a permission refused, a device missing). */
+function guard(action: () => Promise<void>): () => Promise<void> {
+  return () => action().catch((error: unknown) => showError(...describe(error)));
+}
+
+ui.serviceUrl.textContent = service;
+ui.jwt.value = takeJwtFromFragment(window.location, window.history) ?? ui.jwt.value;
+ui.jwt.addEventListener("change", () => void loadProfiles());
+ui.profile.addEventListener("change", showProfile);
+ui.connect.addEventListener("click", () => void connect());
+ui.disconnect.addEventListener("click", disconnect);
+ui.chat.addEventListener("submit", sendChat);
+ui.mic.addEventListener("click", () => void guard(toggleMic)());
+ui.camera.addEventListener("click", () => void guard(() => toggleVideo("camera"))());
+ui.screen.addEventListener("click", () => void guard(() => toggleVideo("screen"))());
+setControls("idle");
+setStatus("Not connected", "idle");
+void loadProfiles();

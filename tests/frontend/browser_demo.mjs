@@ -1,0 +1,219 @@
+// Drives examples/browser in headless Debian Chromium (playwright-core, no browser download) the way a user does,
+// and prints one JSON object with what the page showed in each scenario. tests/frontend/test_browser.py runs it.
+//
+// Input (stdin, JSON; it carries secrets, so never argv): demo_url, jwt (scope live:tools), limited_jwt (a caller
+// already over its rate limit), wav (the fake microphone), home (HOME with the NSS database that trusts the
+// emulator's CA), user_data_dir, screenshot_dir, chromium.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const exampleDir = fileURLToPath(new URL("../../examples/browser/", import.meta.url));
+const { chromium } = createRequire(join(exampleDir, "package.json"))("playwright-core");
+
+const input = JSON.parse(readFileSync(0, "utf8"));
+const secrets = [input.jwt, input.limited_jwt].filter(Boolean);
+/** Secrets never reach the output, not even inside an error message that quotes a URL. */
+const redact = (text) => secrets.reduce((out, secret) => out.split(secret).join("<redacted>"), String(text));
+const WAIT = { timeout: 20_000 };
+
+function pageUrl(profile, jwt) {
+  const url = new URL(input.demo_url);
+  url.searchParams.set("profile", profile);
+  url.hash = `jwt=${encodeURIComponent(jwt)}`;
+  return url.href;
+}
+
+/** Everything a user sees that the tests look at. */
+async function snapshot(page) {
+  return page.evaluate(() => {
+    const text = (id) => document.getElementById(id)?.textContent?.trim() ?? null;
+    const data = (id) => ({ ...(document.getElementById(id)?.dataset ?? {}) });
+    return {
+      url: window.location.href,
+      status: text("status"),
+      error: document.getElementById("error")?.hidden ? null : document.getElementById("error").innerText.trim(),
+      entries: [...document.querySelectorAll("#transcript .entry")].map((li) => ({
+        role: li.dataset.role,
+        state: li.dataset.state,
+        text: li.querySelector(".text")?.textContent ?? "",
+      })),
+      profiles: [...document.querySelectorAll("#profile option")].map((o) => o.value),
+      mic: { text: text("mic-meter"), ...data("mic-meter") },
+      video: { text: text("video-meter"), ...data("video-meter") },
+      audio: { text: text("audio-meter"), ...data("audio-meter") },
+      jwtField: document.getElementById("jwt").value.length > 0,
+    };
+  });
+}
+
+async function openPage(context, profile, jwt) {
+  const page = await context.newPage();
+  page.on("pageerror", (error) => pageErrors.push(redact(error.stack ?? error.message)));
+  await page.goto(pageUrl(profile, jwt));
+  await page.waitForFunction((p) => document.querySelector("#profile").value === p, profile, WAIT);
+  return page;
+}
+
+/** In the page: a finished model entry matches the regular expression `re`. */
+const modelDone = (re) =>
+  [...document.querySelectorAll('#transcript .entry[data-role="model"][data-state="done"] .text')].some((t) =>
+    new RegExp(re).test(t.textContent),
+  );
+
+/** Voice: microphone turn, both transcripts, reply audio; then speaking over a long answer interrupts it. */
+async function voice(context) {
+  const page = await openPage(context, "voice", input.jwt);
+  const out = { loaded: await snapshot(page) };
+  await page.click("#connect");
+  await page.waitForSelector('#status[data-state="connected"]', WAIT);
+  await page.waitForFunction(modelDone, "^I heard", WAIT);
+  // The whole answer has come out of the speakers: every scheduled chunk has ended.
+  await page.waitForFunction(
+    () => {
+      const { scheduledSeconds, playedSeconds } = document.getElementById("audio-meter").dataset;
+      return Number(scheduledSeconds) > 0 && playedSeconds === scheduledSeconds;
+    },
+    null,
+    WAIT,
+  );
+  out.turn = await snapshot(page);
+  await page.screenshot({ path: join(input.screenshot_dir, "voice.png"), fullPage: true });
+
+  // A long typed question gets a long spoken answer; the looping microphone speaks over it.
+  await page.fill("#chat-input", "Please tell me a long story about a lighthouse keeper and the sea.");
+  await page.click("#chat-send");
+  await page.waitForSelector('#transcript .entry[data-role="model"][data-state="interrupted"]', WAIT);
+  out.interrupted = await snapshot(page);
+  out.queuedAfterInterrupt = await page.evaluate(() => document.getElementById("audio-meter").dataset.queuedSeconds);
+  await page.click("#disconnect");
+  await page.waitForFunction(() => document.getElementById("status").textContent === "Disconnected", null, WAIT);
+
+  // The same token again: single use, so the Live API refuses the session with a close code and a reason.
+  await page.click("details summary");
+  await page.check("#reuse-token");
+  await page.uncheck("#mic-on-connect");
+  await page.click("#connect");
+  await page.waitForSelector("#error:not([hidden])", WAIT);
+  out.reused = await snapshot(page);
+  await page.screenshot({ path: join(input.screenshot_dir, "reused-token.png"), fullPage: true });
+  await page.close();
+  return out;
+}
+
+/** Function calling: a typed request, the page answers the tool call, the model reads the result back. */
+async function tools(context) {
+  const page = await openPage(context, "tools", input.jwt);
+  await page.uncheck("#mic-on-connect");
+  await page.click("#connect");
+  await page.waitForSelector('#status[data-state="connected"]', WAIT);
+  await page.fill("#chat-input", "calculate 6*7");
+  await page.click("#chat-send");
+  await page.waitForFunction(modelDone, "returned", WAIT);
+  const out = { turn: await snapshot(page) };
+  await page.click("#disconnect");
+  await page.close();
+  return out;
+}
+
+/** A caller over its rate limit: the problem's title and detail, and Retry-After. */
+async function rateLimited(context) {
+  const page = await openPage(context, "text", input.limited_jwt);
+  // The caller has just asked for tokens until refused (dev mode: a burst of 10, then one every 2 s).
+  const service = new URL(input.demo_url).searchParams.get("service") ?? new URL(input.demo_url).origin;
+  let problem = null;
+  for (let i = 0; i < 20 && problem === null; i++) {
+    const response = await fetch(`${service}/v1/tokens`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${input.limited_jwt}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ profile: "text" }),
+    });
+    const body = await response.json();
+    if (response.status === 429) problem = { title: body.title, detail: body.detail };
+  }
+  await page.uncheck("#mic-on-connect");
+  await page.click("#connect");
+  await page.waitForSelector("#error:not([hidden])", WAIT);
+  const out = { problem, refused: await snapshot(page) };
+  await page.close();
+  return out;
+}
+
+/** Camera: the fake camera is previewed and sent at 1 frame/s with the microphone; the answer counts frames. */
+async function camera(context) {
+  const page = await openPage(context, "video", input.jwt);
+  await page.click("#connect");
+  await page.waitForSelector('#status[data-state="connected"]', WAIT);
+  await page.click("#camera");
+  await page.waitForFunction(modelDone, "^I saw", WAIT);
+  const out = { turn: await snapshot(page) };
+  await page.screenshot({ path: join(input.screenshot_dir, "camera.png"), fullPage: true });
+  await page.click("#disconnect");
+  await page.close();
+  return out;
+}
+
+/** Screen sharing (Chromium's fake screen) with a typed question: the answer counts the frames sent before it. */
+async function screen(context) {
+  const page = await openPage(context, "video", input.jwt);
+  await page.uncheck("#mic-on-connect");
+  await page.click("#connect");
+  await page.waitForSelector('#status[data-state="connected"]', WAIT);
+  await page.click("#screen");
+  await page.waitForFunction(() => Number(document.getElementById("video-meter").dataset.frames) >= 2, null, WAIT);
+  const before = await snapshot(page);
+  await page.fill("#chat-input", "What do you see?");
+  await page.click("#chat-send");
+  await page.waitForFunction(modelDone, "^I saw", WAIT);
+  const out = { before, turn: await snapshot(page) };
+  await page.screenshot({ path: join(input.screenshot_dir, "screen.png"), fullPage: true });
+  await page.click("#disconnect");
+  await page.close();
+  return out;
+}
+
+const pageErrors = []; // uncaught exceptions in the page
+const results = {};
+const started = Date.now();
+const context = await chromium.launchPersistentContext(input.user_data_dir, {
+  executablePath: input.chromium,
+  headless: true,
+  env: { ...process.env, HOME: input.home },
+  viewport: { width: 1280, height: 800 },
+  permissions: ["microphone", "camera"],
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    `--use-file-for-fake-audio-capture=${input.wav}`,
+  ],
+});
+results.launch_seconds = (Date.now() - started) / 1000;
+try {
+  for (const [name, scenario] of Object.entries({ voice, tools, rateLimited, camera, screen })) {
+    const t0 = Date.now();
+    try {
+      results[name] = await scenario(context);
+    } catch (error) {
+      results[name] = { failed: redact(error.stack ?? error) };
+      for (const page of context.pages()) {
+        results[name].page = await snapshot(page).catch(() => null);
+        await page.screenshot({ path: join(input.screenshot_dir, `${name}-failed.png`) }).catch(() => {});
+        await page.close();
+      }
+    }
+    results[name].seconds = (Date.now() - t0) / 1000;
+  }
+} finally {
+  await context.close();
+}
+results.page_errors = pageErrors;
+process.stdout.write(redact(JSON.stringify(results, null, 2)) + "\n");

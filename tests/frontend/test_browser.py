@@ -1,0 +1,167 @@
+"""examples/browser in headless Chromium against dev mode: what a user of the page sees and hears.
+
+One browser launch (tests/frontend/browser_demo.mjs) plays every scenario; each test below checks one of them.
+Chromium trusts the emulator's CA through an NSS database (certutil), never through --ignore-certificate-errors,
+and its fake microphone plays a WAV: a tone (a spoken turn to the emulator) then silence, looped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.frontend.conftest import CHROMIUM, DevService, masked, run_node
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(
+    dev_service: DevService, browser_home: Path, microphone_wav: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Run every browser scenario once and return what the page showed in each."""
+    screenshots = tmp_path_factory.mktemp("screenshots")
+    started = time.monotonic()
+    result = run_node(
+        ["browser_demo.mjs"],
+        stdin={
+            "demo_url": f"{dev_service.url}/demo/",
+            "jwt": dev_service.caller_jwt("alice", "live:tools"),
+            "limited_jwt": dev_service.caller_jwt("carol"),
+            "wav": str(microphone_wav),
+            "home": str(browser_home),
+            "user_data_dir": str(tmp_path_factory.mktemp("chromium-profile")),
+            "screenshot_dir": str(screenshots),
+            "chromium": CHROMIUM,
+        },
+        timeout=240,
+    )
+    assert result.returncode == 0, masked(f"browser_demo.mjs exited {result.returncode}:\n{result.stderr[-4000:]}")
+    out: dict[str, Any] = json.loads(result.stdout)
+    out["screenshot_dir"] = str(screenshots)
+    each = ", ".join(f"{name} {result['seconds']:.1f} s" for name, result in out.items() if isinstance(result, dict))
+    sys.stderr.write(f"browser: {time.monotonic() - started:.1f} s ({each}); screenshots in {screenshots}\n")
+    return out
+
+
+def scenario(demo: dict[str, Any], name: str) -> dict[str, Any]:
+    """One scenario's results, or a failure that shows where the page was when it stopped."""
+    result: dict[str, Any] = demo[name]
+    if "failed" in result:
+        pytest.fail(f"scenario {name} failed: {result['failed']}\npage: {json.dumps(result.get('page'), indent=1)}")
+    return result
+
+
+def lines(text: str | None) -> list[str]:
+    """The visible lines of a block of text."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def reply_seconds(text: str) -> float:
+    """The emulator's reply audio lasts 60 ms per character of the reply, between 0.5 s and 4 s."""
+    return min(4.0, max(0.5, 0.06 * len(text)))
+
+
+def test_voice_turn_shows_both_transcripts_and_plays_the_reply(demo: dict[str, Any]) -> None:
+    """Connect, speak (the fake microphone's tone): the user's transcript, the model's, and the whole reply played."""
+    turn = scenario(demo, "voice")["turn"]
+    assert re.fullmatch(r"Connected: voice on \S+ \(voice Puck\)", turn["status"])
+    assert turn["error"] is None
+    user, model = turn["entries"][:2]
+    heard = re.fullmatch(r"\((\d+\.\d) seconds of audio\)", user["text"])
+    assert heard is not None, user
+    assert (user["role"], user["state"]) == ("user", "done")
+    assert 1.3 <= float(heard[1]) <= 1.8  # 0.8 s of tone, then the 0.6 s of silence that ends the turn
+    assert model == {"role": "model", "state": "done", "text": f"I heard {heard[1]} seconds of audio."}
+    expected = reply_seconds(model["text"])
+    assert float(turn["audio"]["scheduledSeconds"]) == pytest.approx(expected, abs=0.001)
+    assert float(turn["audio"]["playedSeconds"]) == pytest.approx(expected, abs=0.001)
+    assert turn["mic"]["text"].startswith("on, ")
+    assert (Path(demo["screenshot_dir"]) / "voice.png").stat().st_size > 0
+
+
+def test_speaking_over_the_answer_stops_playback_at_once(demo: dict[str, Any]) -> None:
+    """A typed question's long spoken answer is cut when the microphone hears speech: nothing stays queued."""
+    after = scenario(demo, "voice")["interrupted"]
+    typed = next(i for i, e in enumerate(after["entries"]) if e["role"] == "user" and "lighthouse" in e["text"])
+    assert after["entries"][typed]["text"] == "Please tell me a long story about a lighthouse keeper and the sea."
+    answer = after["entries"][typed + 1]
+    assert (answer["role"], answer["state"]) == ("model", "interrupted")
+    audio = after["audio"]
+    assert audio["interruptions"] == "1"
+    assert float(audio["cutSeconds"]) > 0
+    assert float(audio["queuedSeconds"]) == 0
+
+
+def test_second_connect_with_the_same_token_shows_close_code_and_reason(demo: dict[str, Any]) -> None:
+    """Tokens are single-use: reusing one is refused by the Live API, and the page says so with 1008 and why."""
+    reused = scenario(demo, "voice")["reused"]
+    assert lines(reused["error"]) == [
+        "Live session refused",
+        "Close code 1008: Unauthenticated: ephemeral token has no uses left",
+    ]
+    assert reused["status"] == "Not connected"
+
+
+def test_tool_call_is_answered_in_the_page(demo: dict[str, Any]) -> None:
+    """The tools profile: the model calls calculate, the page computes it and the model reads the result back."""
+    turn = scenario(demo, "tools")["turn"]
+    assert turn["entries"] == [
+        {"role": "user", "state": "done", "text": "calculate 6*7"},
+        {"role": "tool", "state": "done", "text": 'calculate({"expression":"6*7"}) → {"result":42}'},
+        {"role": "model", "state": "done", "text": 'calculate returned {"result": 42}.'},
+    ]
+
+
+def test_refused_token_shows_the_problem_and_retry_after(demo: dict[str, Any]) -> None:
+    """A caller over its rate limit sees the problem's title and detail and how long to wait."""
+    result = scenario(demo, "rateLimited")
+    problem = result["problem"]
+    shown = lines(result["refused"]["error"])
+    assert shown[:3] == ["Token refused", f"429 {problem['title']}", problem["detail"]]
+    assert re.fullmatch(r"Retry after [12] s\.", shown[3]), shown
+    assert len(shown) == 4
+    assert result["refused"]["status"] == "Not connected"
+
+
+def test_camera_frames_reach_the_model(demo: dict[str, Any]) -> None:
+    """The video profile: the (fake) camera is previewed and sent at 1 frame/s; the answer counts the frames."""
+    turn = scenario(demo, "camera")["turn"]
+    sent = re.fullmatch(r"camera, (\d+) frames? sent", turn["video"]["text"])
+    assert sent is not None, turn["video"]
+    answer = next(e["text"] for e in turn["entries"] if e["role"] == "model" and e["state"] == "done")
+    seen = re.fullmatch(r"I saw (\d+) frames? and heard \d+\.\d seconds of audio\.", answer)
+    assert seen is not None, answer
+    assert 1 <= int(seen[1]) <= int(sent[1])
+
+
+def test_screen_frames_reach_the_model_with_a_typed_question(demo: dict[str, Any]) -> None:
+    """Screen sharing (the fake screen) and a typed question: the answer counts the frames sent before it."""
+    result = scenario(demo, "screen")
+    before = int(result["before"]["video"]["frames"])
+    after = result["turn"]["video"]
+    assert re.fullmatch(r"screen, \d+ frames sent", after["text"]), after
+    entries = result["turn"]["entries"]
+    assert entries[0] == {"role": "user", "state": "done", "text": "What do you see?"}
+    seen = re.fullmatch(r"I saw (\d+) frames\. You said: What do you see\?", entries[1]["text"])
+    assert seen is not None, entries
+    assert before <= int(seen[1]) <= int(after["frames"])
+
+
+def test_jwt_from_the_fragment_leaves_the_address_bar(demo: dict[str, Any]) -> None:
+    """`#jwt=…` fills the JWT field and is removed from the URL (and the history) at once."""
+    loaded = scenario(demo, "voice")["loaded"]
+    assert loaded["jwtField"] is True
+    assert "jwt" not in loaded["url"]
+    assert loaded["profiles"] == ["text", "tools", "video", "voice"]
+
+
+def test_page_raises_no_uncaught_errors(demo: dict[str, Any]) -> None:
+    """No scenario leaves an uncaught exception in the page."""
+    assert demo["page_errors"] == []
