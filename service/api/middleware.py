@@ -1,4 +1,4 @@
-"""Per-request context: request id, structured-log binding, latency and status metrics."""
+"""Per-request context: request id, structured-log binding, latency and status metrics, `no-store`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
 
+NO_STORE = (b"cache-control", b"no-store")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -60,6 +61,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers: list[Any] = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode()))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)  # nothing this service says may be cached by a shared cache
                 message["headers"] = headers
             await send(message)
 

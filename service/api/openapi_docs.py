@@ -29,7 +29,10 @@ _PROBLEMS = {
     422: "Idempotency-Key reused with a different body.",
     429: "Rate limited; see Retry-After and RateLimit.",
     502: "The Live API refused to issue the token.",
-    503: "The Live API or the rate limiter's Redis is unavailable, or this instance is at capacity (overloaded); see Retry-After.",
+    503: (
+        "The Live API or the rate limiter's Redis is unavailable, or this instance is at capacity "
+        "(overloaded); see Retry-After."
+    ),
     504: "The Live API did not answer in time.",
 }
 
@@ -50,11 +53,18 @@ RATELIMIT_HEADERS = {
         schema=_STR, description='IETF httpapi draft: the tightest limit now, e.g. `"subject-60s";r=3;t=20`.'
     ),
 }
-RETRY_AFTER = {"Retry-After": Header(schema=_INT, description="Seconds to wait before retrying.")}
+# `required`: the service always sends these on the answers they are attached to (the contract tests check it).
+RETRY_AFTER = {"Retry-After": Header(schema=_INT, required=True, description="Seconds to wait before retrying.")}
 WWW_AUTHENTICATE = {
-    "WWW-Authenticate": Header(schema=_STR, description='`Bearer realm="livetoken", error="invalid_token"`.')
+    "WWW-Authenticate": Header(
+        schema=_STR, required=True, description='`Bearer realm="livetoken", error="invalid_token"`.'
+    )
 }
-CACHE_CONTROL = {"Cache-Control": Header(schema=_STR, description="Always `no-store`: tokens must not be cached.")}
+CACHE_CONTROL = {
+    "Cache-Control": Header(
+        schema=_STR, required=True, description="Always `no-store`: nothing this service answers may be cached."
+    )
+}
 
 IDEMPOTENCY_KEY = OpenAPIParameter(
     name="Idempotency-Key",
@@ -72,6 +82,8 @@ def _add_headers(responses: dict[str, Any] | None, status: str, headers: dict[st
 
 def _security(op: Operation) -> None:
     op.security = [{"bearerAuth": []}]
+    for status in op.responses or {}:
+        _add_headers(op.responses, status, CACHE_CONTROL)
     _add_headers(op.responses, "401", WWW_AUTHENTICATE)
     _add_headers(op.responses, "503", RETRY_AFTER)
 
@@ -85,7 +97,7 @@ class TokenOperation(Operation):
         if self.request_body is not None:
             self.request_body.description = "Which profile to mint a token for."
         _security(self)
-        _add_headers(self.responses, "201", {**RATELIMIT_HEADERS, **CACHE_CONTROL})
+        _add_headers(self.responses, "201", RATELIMIT_HEADERS)
         _add_headers(self.responses, "429", {**RATELIMIT_HEADERS, **RETRY_AFTER})
         _add_headers(self.responses, "409", RETRY_AFTER)
 

@@ -76,6 +76,7 @@ class AdminController(Controller):
         state = _state(request)
         return {
             "mint_count": state.mint_count,
+            "request_count": state.request_count,
             "tokens": len(state.tokens),
             "sessions": len(state.sessions),
             "open_sessions": len(state.live),

@@ -114,6 +114,7 @@ async def create_auth_token(request: Request[Any, Any, State], version: str) -> 
     headers = {k: ("<redacted>" if k.lower() == "x-goog-api-key" else v) for k, v in request.headers.items()}
     entry: dict[str, Any] = {"path": request.url.path, "headers": headers, "raw_body": raw.decode("utf-8", "replace")}
     state.requests.append(entry)
+    state.request_count += 1
     key = request.headers.get("x-goog-api-key")
     if not key:
         return google_error(

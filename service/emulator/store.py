@@ -97,6 +97,7 @@ class EmulatorState:
         self.sessions: deque[dict[str, Any]] = deque(maxlen=500)
         self.faults = Faults()
         self.mint_count = 0
+        self.request_count = 0  # every auth_tokens request, refused or not: the attempts Google saw
         self.started = time.time()
         self.live: set[Any] = set()  # LiveSession objects of open connections
         self.background: set[Any] = set()  # tasks started by admin calls, kept referenced until done
@@ -124,3 +125,4 @@ class EmulatorState:
         self.sessions.clear()
         self.faults = Faults()
         self.mint_count = 0
+        self.request_count = 0

@@ -129,7 +129,7 @@ class RedisIdempotencyStore:
         """See IdempotencyStore.begin; one round trip."""
         marker = msgspec.json.encode(StoredAnswer(request_hash, pending=True))
         try:
-            async with RedisDeadline(self._timeout, 4 * self._timeout):
+            async with RedisDeadline(self._timeout):
                 raw = await self._begin(keys=[key], args=[marker, max(1, int(pending_ttl * 1000))])
         except (RedisError, OSError, TimeoutError) as exc:
             raise IdempotencyStoreUnavailableError(type(exc).__name__) from None
@@ -140,7 +140,7 @@ class RedisIdempotencyStore:
     async def complete(self, key: str, answer: StoredAnswer, ttl: float) -> None:
         """See IdempotencyStore.complete."""
         try:
-            async with RedisDeadline(self._timeout, 4 * self._timeout):
+            async with RedisDeadline(self._timeout):
                 await self._client.set(key, msgspec.json.encode(answer), px=max(1, int(ttl * 1000)))
         except (RedisError, OSError, TimeoutError) as exc:
             raise IdempotencyStoreUnavailableError(type(exc).__name__) from None
@@ -148,7 +148,7 @@ class RedisIdempotencyStore:
     async def abandon(self, key: str) -> None:
         """See IdempotencyStore.abandon; best effort (the pending marker expires anyway)."""
         try:
-            async with RedisDeadline(self._timeout, 4 * self._timeout):
+            async with RedisDeadline(self._timeout):
                 await self._client.delete(key)
         except (RedisError, OSError, TimeoutError):
             return

@@ -23,13 +23,13 @@ from service.ratelimit.deadline import RedisDeadline
 class LeanConnections:
     """At most `size` connections to one Redis; a command waits (within its deadline) for a free one."""
 
-    def __init__(self, pool: aioredis.ConnectionPool, size: int, timeout: float, cap: float | None = None) -> None:
+    def __init__(self, pool: aioredis.ConnectionPool, size: int, timeout: float, wait: float | None = None) -> None:
         # Deadlines are ours (one per command), so the connections themselves carry none for reads and writes.
         self._kwargs = {**pool.connection_kwargs, "socket_timeout": None}
         self._factory = pool.connection_class
         self.size = size
         self._timeout = timeout
-        self._cap = cap if cap is not None else 4 * timeout
+        self._wait = wait if wait is not None else 8 * timeout
         self._idle: list[AbstractConnection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[AbstractConnection]] = deque()
@@ -38,13 +38,14 @@ class LeanConnections:
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply; redis errors as redis-py raises.
 
-        TimeoutError after `timeout` of Redis time, counted from the send (waiting for a free connection is
-        our own queueing, and time our own loop was stalled is not counted either); never after `cap` in all.
+        TimeoutError when Redis has not answered `timeout` after the send (a reply that waited for our own busy
+        loop is not late: see RedisDeadline). Waiting for a free connection is our own queueing, bounded by
+        `wait` (8 x timeout by default).
         """
-        async with asyncio.timeout(self._cap):
+        async with asyncio.timeout(self._wait):
             conn = self._idle.pop() if self._idle else await self._acquire()
             try:
-                async with RedisDeadline(self._timeout, self._cap):
+                async with RedisDeadline(self._timeout):
                     await conn.send_packed_command(conn.pack_command(*args), check_health=False)
                     reply = await conn.read_response()
             except ResponseError:

@@ -80,7 +80,7 @@ class RedisRateLimiter:
         self._gcra = client.register_script(GCRA_SCRIPT)
         self._refund = client.register_script(REFUND_SCRIPT)
         # A single node runs every check of a request as one EVALSHA on the lean path (see connections.py).
-        self._lean = None if isinstance(client, RedisCluster) else LeanConnections(client.connection_pool, 32, timeout)
+        self._lean = None if isinstance(client, RedisCluster) else LeanConnections(client.connection_pool, 64, timeout)
 
     @classmethod
     def from_url(
@@ -153,7 +153,7 @@ class RedisRateLimiter:
 
     async def _run_groups(self, checks: Sequence[LimitCheck], groups: list[list[int]]) -> list[list[int]]:
         """Cluster: one script per hash-tag group, all inside one deadline."""
-        async with RedisDeadline(self._timeout, 4 * self._timeout):
+        async with RedisDeadline(self._timeout):
             if not self._ready:
                 await self._ensure_ready()
             if len(groups) == 1:
@@ -165,7 +165,7 @@ class RedisRateLimiter:
         if not checks:
             return
         try:
-            async with RedisDeadline(self._timeout, 4 * self._timeout):
+            async with RedisDeadline(self._timeout):
                 for idx in self._groups(checks):
                     await self._refund(
                         keys=[self._prefix + checks[i].key for i in idx],
@@ -177,7 +177,7 @@ class RedisRateLimiter:
     async def ping(self) -> bool:
         """Whether Redis answers within the timeout."""
         try:
-            async with RedisDeadline(self._timeout, 4 * self._timeout):
+            async with RedisDeadline(self._timeout):
                 return bool(await self._client.ping())
         except _FAILURES:
             self._metrics.redis_errors.labels(op="ping").inc()

@@ -15,6 +15,7 @@ import httpx
 from tests.support.processes import ServiceProcess, serving
 from tests.support.redis_proc import free_port
 from tests.support.service import auth, build_settings, make_jwt, running_app, service_env, write_config
+from tests.support.waiting import until, wait_until
 
 CIRCUIT = """
 [upstream]
@@ -45,11 +46,15 @@ async def test_circuit_breaker_opens_fails_fast_and_closes_after_a_probe(
         emulator.fail_next(503, 503, 503)
         for _ in range(3):
             assert (await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())).status_code == 503
-        calls = len(emulator.requests())
+        calls = emulator.request_count()
         fast = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())
         ready = (await client.get("/readyz")).json()
-        assert len(emulator.requests()) == calls  # refused without calling upstream
-        await asyncio.sleep(1.1)
+        assert emulator.request_count() == calls  # refused without calling upstream
+
+        async def circuit_lets_a_probe_through() -> bool:
+            return bool((await client.get("/readyz")).json()["upstream_circuit"] != "open")
+
+        await until(circuit_lets_a_probe_through, "the circuit's reset time has passed")
         probe = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())
         after = (await client.get("/readyz")).json()
         metrics = (await client.get("/metrics")).text
@@ -74,8 +79,13 @@ async def test_slow_upstream_does_not_delay_an_unrelated_rejection(
                 resp = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())
                 order.append(f"mint-{resp.status_code}")
 
+            before = emulator.request_count()
+
+            async def mint_is_waiting_upstream() -> bool:
+                return await asyncio.to_thread(emulator.request_count) > before
+
             async def reject() -> None:
-                await asyncio.sleep(0.3)
+                await until(mint_is_waiting_upstream, "the mint reached the slow upstream")
                 resp = await client.post("/v1/tokens", json={"profile": "voice"}, headers={"Authorization": "Bearer x"})
                 order.append(f"reject-{resp.status_code}")
 
@@ -157,18 +167,23 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(
             resp = httpx.post(url + "/v1/tokens", json={"profile": "voice"}, headers=auth(sub="inflight"), timeout=20)
             results.append(resp.status_code)
 
+        before = emulator.request_count()
         threads = [threading.Thread(target=call) for _ in range(5)]
         for t in threads:
             t.start()
-        time.sleep(0.5)  # all five are now waiting on the upstream
+        wait_until(lambda: emulator.request_count() - before == 5, "all five mints are waiting on the upstream")
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        refused = False
-        try:
-            httpx.post(url + "/v1/tokens", json={"profile": "voice"}, headers=auth(), timeout=2)
-        except httpx.ConnectError:
-            refused = True
+
+        def port_closed() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return False
+            except OSError:
+                return True
+
+        wait_until(port_closed, "the port stops accepting new connections")
+        refused = not results  # closed while the five were still in flight
         for t in threads:
             t.join(timeout=20)
         code = proc.stop(timeout=20)

@@ -233,3 +233,43 @@ async def test_dev_mode_allows_local_dev_servers(tmp_path: Path, origin: str, al
         resp = await client.options("/v1/profiles", headers={**PREFLIGHT, "Origin": origin})
     assert resp.status_code == (204 if allowed else 403)
     assert resp.headers.get("access-control-allow-origin") == (origin if allowed else None)
+
+
+async def test_every_answer_is_marked_no_store(settings: Any) -> None:
+    """Tokens, refusals of every kind, profiles, health, readiness, metrics, preflights, unknown paths: a shared
+    cache must never keep any of them."""
+    token = make_jwt(sub="nostore")
+    json_ct = {"Content-Type": "application/json"}
+    async with running_app(settings) as client:
+        answers = [
+            await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token)),
+            await client.post("/v1/tokens", content=b"{", headers={**auth(token), **json_ct}),
+            await client.post("/v1/tokens", json={"profile": "voice"}, headers={"Authorization": "Bearer x"}),
+            await client.post("/v1/tokens", json={"profile": "tools"}, headers=auth(token)),
+            await client.post("/v1/tokens", json={"profile": "nope"}, headers=auth(token)),
+            await client.get("/v1/tokens"),
+            await client.get("/v1/profiles", headers=auth(token)),
+            await client.get("/v1/profiles"),
+            await client.get("/healthz"),
+            await client.get("/readyz"),
+            await client.get("/metrics"),
+            await client.get("/no/such/path"),
+            await client.options("/v1/tokens", headers=PREFLIGHT),
+            await client.options("/v1/tokens", headers={**PREFLIGHT, "Origin": "https://evil.example"}),
+        ]
+    assert [(r.status_code, r.headers.get("cache-control")) for r in answers] == [
+        (201, "no-store"),
+        (400, "no-store"),
+        (401, "no-store"),
+        (403, "no-store"),
+        (404, "no-store"),
+        (405, "no-store"),
+        (200, "no-store"),
+        (401, "no-store"),
+        (200, "no-store"),
+        (200, "no-store"),
+        (200, "no-store"),
+        (404, "no-store"),
+        (204, "no-store"),
+        (403, "no-store"),
+    ]

@@ -52,12 +52,48 @@ async def test_upstream_errors_map_to_problems(
         assert int(resp.headers["retry-after"]) >= 1
 
 
-async def test_transient_failure_is_retried_transparently(settings: Any, emulator: Any) -> None:
-    """One 503 then success: the caller just gets the token (a bounded retry inside the deadline)."""
-    emulator.fail_next(503)
+@pytest.mark.parametrize(
+    ("fault", "status", "attempts"),
+    [
+        pytest.param([], 201, 1, id="ok-first-time"),
+        pytest.param([503], 201, 2, id="one-503-then-ok"),
+        pytest.param([503, "drop"], 201, 3, id="503-drop-then-ok"),
+        pytest.param([503, 503, 503], 503, 3, id="three-503s-give-up"),
+        pytest.param([503, 503, 503, 503], 503, 3, id="never-a-fourth-attempt"),
+        pytest.param([400], 502, 1, id="a-400-is-final"),
+        pytest.param([429, 500], 201, 3, id="429-and-500-are-retried"),
+    ],
+)
+async def test_google_sees_exactly_the_attempts_the_retry_policy_allows(
+    settings: Any, emulator: Any, fault: list[int | str], status: int, attempts: int
+) -> None:
+    """upstream.max_retries = 2: transient failures are retried up to three attempts in all, a 4xx never; the
+    emulator counts what reached Google."""
+    for what in fault:
+        emulator.fail_next(what)
+    before = emulator.request_count()
     async with running_app(settings) as client:
         resp = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == status, resp.text
+    assert emulator.request_count() - before == attempts
+
+
+@pytest.mark.parametrize("fail_mode", ["closed", "open"])
+async def test_a_failed_mint_is_refunded_where_it_was_charged(
+    tmp_path: Path, emulator: Any, redis_url: str, fail_mode: str
+) -> None:
+    """Burst 1, Redis up, either fail mode: a mint Google refuses gives the allowance back to Redis, so the next
+    request is issued, and a request from a second instance sharing that Redis then finds the burst spent."""
+    config = write_config(tmp_path, 'subject = [{ rate = 1, period = "1h", burst = 1 }]')
+    config.write_text(config.read_text().replace("[limits]\n", f'[limits]\nfail_mode = "{fail_mode}"\n', 1))
+    settings = build_settings(config, service_env(emulator, redis_url))
+    token = make_jwt(sub=f"refund-{fail_mode}")
+    async with running_app(settings) as client, running_app(settings) as other_instance:
+        emulator.fail_next(400)
+        refused = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))
+        issued = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))
+        elsewhere = await other_instance.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))
+    assert (refused.status_code, issued.status_code, elsewhere.status_code) == (502, 201, 429)
 
 
 async def test_upstream_timeout_is_504(settings: Any, emulator: Any) -> None:

@@ -99,6 +99,10 @@ class EmulatorProcess:
         """Live sessions with their effective setup."""
         return list(self.admin("GET", "/sessions"))
 
+    def request_count(self) -> int:
+        """auth_tokens requests received so far, refused ones included (the attempts a caller's mint made)."""
+        return int(self.admin("GET", "/stats")["request_count"])
+
     def mint_count(self) -> int:
         """Tokens minted so far."""
         return int(self.admin("GET", "/stats")["mint_count"])
