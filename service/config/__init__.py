@@ -23,9 +23,11 @@ from service.config.model import (
     LimitRule,
     LimitsConfig,
     ProfileConfig,
+    ProfileName,
     RequireRule,
     ServerConfig,
     UpstreamConfig,
+    VoiceName,
 )
 from service.config.secret import Secret
 from service.config.settings import EnvConfig, Settings
@@ -48,11 +50,13 @@ __all__ = [
     "LimitRule",
     "LimitsConfig",
     "ProfileConfig",
+    "ProfileName",
     "RequireRule",
     "Secret",
     "ServerConfig",
     "Settings",
     "UpstreamConfig",
+    "VoiceName",
     "check_origin",
     "load_env",
     "load_file_config",

@@ -39,6 +39,7 @@ PATTERN_MEANINGS = {
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 ProfileName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=PROFILE_NAME_PATTERN)]
+VoiceName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=VOICE_NAME_PATTERN)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Voice = Annotated[str, msgspec.Meta(pattern=_VOICE_PATTERN)]
 

@@ -11,10 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from service.config import PROFILE_NAME_PATTERN, VOICE_NAME_PATTERN
-
-ProfileName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=PROFILE_NAME_PATTERN)]
-VoiceName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=VOICE_NAME_PATTERN)]
+from service.config import ProfileName, VoiceName
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

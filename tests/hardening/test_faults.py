@@ -82,7 +82,8 @@ async def test_slow_upstream_does_not_delay_an_unrelated_rejection(
             before = emulator.request_count()
 
             async def mint_is_waiting_upstream() -> bool:
-                return await asyncio.to_thread(emulator.request_count) > before
+                count: int = await asyncio.to_thread(emulator.request_count)
+                return count > before
 
             async def reject() -> None:
                 await until(mint_is_waiting_upstream, "the mint reached the slow upstream")
