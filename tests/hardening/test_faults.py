@@ -79,7 +79,7 @@ async def test_slow_upstream_does_not_delay_an_unrelated_rejection(
                 resp = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth())
                 order.append(f"mint-{resp.status_code}")
 
-            before = emulator.request_count()
+            before: int = emulator.request_count()
 
             async def mint_is_waiting_upstream() -> bool:
                 count: int = await asyncio.to_thread(emulator.request_count)
