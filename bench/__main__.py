@@ -117,7 +117,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def measure(
+async def measure(  # noqa: PLR0917 - a measurement is described by its arguments
     pid: int, port: int, requests: list[bytes], total: int, concurrency: int, stagger: float = 0.0
 ) -> dict[str, Any]:
     """Run the load and report the server's CPU per answered request, throughput and latency."""

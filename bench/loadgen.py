@@ -54,7 +54,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _connection(
+async def _connection(  # noqa: PLR0917 - a load run is described by its arguments
     host: str,
     port: int,
     make_request: Callable[[int], bytes],

@@ -23,7 +23,7 @@ from service.metrics import Metrics
 log = structlog.get_logger("livetoken.http")
 
 
-def _from_litestar(exc: HTTPException) -> errors.LivetokenError:
+def _from_litestar(exc: HTTPException) -> errors.LivetokenError:  # noqa: PLR0911 - one return per framework refusal: a flat map
     """Map the framework's own refusals (routing, body size) onto our error tree."""
     status = exc.status_code
     if isinstance(exc, NotFoundException):

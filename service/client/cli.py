@@ -152,7 +152,7 @@ class _Inputs:
     speaker: Speaker | None
 
 
-def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jwt: str, inputs: _Inputs) -> int:
+def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jwt: str, inputs: _Inputs) -> int:  # noqa: PLR0911 - one exit code per outcome, as documented
     try:
         progress.say(f"requesting a token for profile {args.profile!r} from {args.service}")
         answer: dict[str, Any] = fetch_token(args.service, jwt, args.profile, args.voice)

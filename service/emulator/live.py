@@ -66,7 +66,7 @@ def model_key(path_part: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-def _check_token(state: EmulatorState, name: str, handle: str | None) -> TokenRecord | str:
+def _check_token(state: EmulatorState, name: str, handle: str | None) -> TokenRecord | str:  # noqa: PLR0911 - one refusal per token check, as Google makes them
     """The token if it may open (or resume) a session now, else the close reason."""
     token = state.tokens.get(name)
     if token is None:

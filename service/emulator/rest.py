@@ -105,7 +105,7 @@ def _abort_connection(request: Request[Any, Any, State]) -> None:
 
 
 @post("/{version:str}/auth_tokens", status_code=200)
-async def create_auth_token(request: Request[Any, Any, State], version: str) -> Response[Any]:
+async def create_auth_token(request: Request[Any, Any, State], version: str) -> Response[Any]:  # noqa: PLR0911 - one error answer per check, as Google gives them
     """Mint an ephemeral token the way Google does."""
     state: EmulatorState = request.app.state.emulator
     if version not in ("v1alpha", "v1beta", "v1"):

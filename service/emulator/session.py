@@ -25,7 +25,7 @@ CHUNK_SECONDS = 0.04  # 40 ms of reply audio per frame, like the real service's 
 class LiveSession:
     """State of one connection."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - a session is built in one place from its parts
         self,
         socket: WebSocket[Any, Any, Any],
         state: EmulatorState,

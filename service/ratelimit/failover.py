@@ -44,7 +44,7 @@ class FailMode:
 class FailoverRateLimiter:
     """Wraps the Redis limiter with the configured fail mode."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - wired in one place; the tuning arguments have defaults
         self,
         primary: RateLimiter,
         fail_mode: FailMode,
