@@ -6,7 +6,8 @@ import hashlib
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any, Literal
 
 import msgspec
@@ -53,21 +54,96 @@ def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
     return _JSON.encode(event_dict).decode()
 
 
+class RateLimitFilter(logging.Filter):
+    """Lets through at most one record per `interval` seconds of each kind (logger and message template).
+
+    Third-party servers log per connection ("Invalid HTTP request received."): a flood of garbage must not
+    become a flood of lines. The next record of a kind that passes carries `suppressed`, how many were dropped.
+    """
+
+    MAX_KINDS = 1024  # templates are code constants, but a library may log preformatted text: stay bounded
+
+    def __init__(self, interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._dropped: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True for the first record of its kind in an interval; it is told how many were dropped before it."""
+        kind = (record.name, str(record.msg))
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval:
+            self._dropped[kind] = self._dropped.get(kind, 0) + 1
+            return False
+        if last is None and len(self._last) >= self.MAX_KINDS:
+            self._last.clear()
+            self._dropped.clear()
+        self._last[kind] = now
+        dropped = self._dropped.pop(kind, 0)
+        if dropped:
+            record.suppressed = dropped
+        return True
+
+    def take_unreported(self) -> dict[str, int]:
+        """Records dropped that no later record of their kind has reported yet, by kind; forgets them."""
+        unreported = {_scrub(f"{name}: {msg}")[:200]: n for (name, msg), n in self._dropped.items()}
+        self._dropped.clear()
+        return unreported
+
+
+def report_suppressed() -> None:
+    """Log the stdlib records the rate limit dropped since the last line of their kind (a server calls this
+    when it stops, so the tail of a flood is counted too)."""
+    unreported: dict[str, int] = {}
+    for handler in logging.getLogger().handlers:
+        for rate_limit in handler.filters if isinstance(handler, _StderrHandler) else ():
+            if isinstance(rate_limit, RateLimitFilter):
+                unreported.update(rate_limit.take_unreported())
+    if unreported:
+        structlog.get_logger("livetoken").warning("log_lines_suppressed", lines=unreported)
+
+
+def _add_suppressed(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    suppressed = getattr(event_dict.get("_record"), "suppressed", None)
+    if suppressed:
+        event_dict["suppressed"] = suppressed
+    return event_dict
+
+
+class _StderrHandler(logging.Handler):
+    """Writes each formatted record as one line to whatever sys.stderr is when it is emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except Exception:  # logging must never raise into the code that logs (stdlib convention)
+            self.handleError(record)
+
+
 def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info") -> None:
-    """Configure structlog (and stdlib logging through it) once per process."""
+    """Configure structlog, and stdlib logging through the same processors, once per process."""
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks become text before redaction, in both formats: an exception's message (or, on a console,
+        # its frames' locals) may hold a credential.
+        structlog.processors.format_exc_info,
     ]
     renderer: Any
     if fmt == "json":
-        shared.append(structlog.processors.format_exc_info)
         renderer = render_json
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     level_no = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[*shared, redact_secrets, renderer],
@@ -76,7 +152,21 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
         logger_factory=lambda *_args: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Third-party libraries log through stdlib; keep them quiet and on stderr.
-    logging.basicConfig(level=max(level_no, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
-    for noisy in ("httpx", "httpcore", "google_genai", "websockets"):
+    # Third-party libraries log through stdlib: the same line shape and redaction as ours, rate-limited per kind,
+    # warnings and up only.
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, _add_suppressed, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_secrets, renderer],
+        )
+    )
+    handler.addFilter(RateLimitFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(level_no, logging.WARNING))
+    # uvicorn.error at WARNING explicitly: uvicorn skips its per-connection TRACE formatting when its level is set.
+    for noisy in ("httpx", "httpcore", "google_genai", "websockets", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,8 +8,11 @@ from typing import Any
 
 import uvicorn
 
-from service.app import create_app
+from service.app import create_app, package_version
 from service.config import Settings
+from service.http_protocol import ConnectionGuard, ConnectionLimits, bounded_protocol
+from service.logging import report_suppressed
+from service.metrics import Metrics
 
 # Young-generation collections every 10k allocations rather than 700: a token request allocates a few thousand
 # objects, and at the default the collector ran every few requests (about a tenth of a token's CPU).
@@ -29,12 +32,28 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def serve_app(app: Any, host: str, port: int, grace: float) -> int:
-    """Serve until SIGINT/SIGTERM; in-flight requests get `grace` seconds to finish."""
+def serve_app(
+    app: Any,
+    host: str,
+    port: int,
+    grace: float,
+    *,
+    limits: ConnectionLimits | None = None,
+    metrics: Metrics | None = None,
+) -> int:
+    """Serve until SIGINT/SIGTERM; in-flight requests get `grace` seconds to finish.
+
+    Connections are held to `limits` (see service/http_protocol.py), counted in `metrics`.
+    """
+    limits = limits or ConnectionLimits()
+    guard = ConnectionGuard(limits, metrics or Metrics(version=package_version()))
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=bounded_protocol(guard),
+        # uvicorn annotates whole seconds but only ever hands the value to loop.call_later, which takes a float.
+        timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -48,9 +67,20 @@ def serve_app(app: Any, host: str, port: int, grace: float) -> int:
     # (closing the dev emulator child, say) run and the process exit 0 after a graceful stop.
     signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
+    guard.flush_log()
+    report_suppressed()
     return 0 if server.started else 1
 
 
 def run_server(settings: Settings, host: str, port: int) -> int:
     """Serve the livetoken app for `settings`."""
-    return serve_app(create_app(settings), host, port, float(settings.file.server.shutdown_grace))
+    server = settings.file.server
+    metrics = Metrics(version=package_version())
+    limits = ConnectionLimits(
+        max_connections=server.max_connections,
+        header_timeout=float(server.header_timeout),
+        keepalive_timeout=float(server.keepalive_timeout),
+        max_in_flight=server.max_in_flight,
+    )
+    app = create_app(settings, metrics)
+    return serve_app(app, host, port, float(server.shutdown_grace), limits=limits, metrics=metrics)

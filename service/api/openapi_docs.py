@@ -135,7 +135,7 @@ def token_operation_docs(config: OpenAPIConfig) -> tuple[PathItem, dict[str, Sch
     Litestar's own generator instead, so it is described exactly like the framework routes. create_app adds the
     result to the served document.
     """
-    doc = Litestar([issue_token], openapi_config=config).openapi_schema
+    doc = Litestar([issue_token], openapi_config=config, logging_config=None).openapi_schema
     paths = doc.paths or {}
     schemas = dict(doc.components.schemas or {})
     schemas["TokenRequest"].additional_properties = False  # msgspec's forbid_unknown_fields (not carried over)

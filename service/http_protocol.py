@@ -1,0 +1,230 @@
+"""HTTP/1.1 connections with bounds: how long a request's headers may take, how many connections may be open.
+
+uvicorn's httptools protocol waits for headers as long as a client cares to trickle them and keeps every
+connection the kernel hands it; a few thousand silent or slowloris connections then hold every file descriptor
+and the replica serves nothing, silently. `BoundedHttpToolsProtocol` gives each request a header deadline, and
+one `ConnectionGuard` per server keeps the number of open connections under a bound by shedding the connection
+that has been idle longest, so a caller with a real request still gets in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import resource
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar, Literal, get_args
+
+import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.metrics import Metrics
+
+log = structlog.get_logger("livetoken")
+
+ShedReason = Literal["header_timeout", "idle_evicted", "over_limit"]
+SHED_REASONS: tuple[ShedReason, ...] = get_args(ShedReason)
+
+# File descriptors kept back from connections: Redis (the shared pool of up to 64 and the limiter's own), the
+# upstream pool kept warm, the listening socket, the event loop, pipes, log streams, JWKS and tracing clients.
+# An idle replica with the defaults holds about 82.
+FD_RESERVE = 160
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """The bounds one server holds its HTTP connections to."""
+
+    max_connections: int = 4096
+    """Open connections at most, idle ones included (lowered to fit the file-descriptor limit)."""
+    header_timeout: float = 10.0
+    """Seconds a request's headers may take to arrive, from the connection or the request's first byte."""
+    keepalive_timeout: float = 5.0
+    """Seconds a keep-alive connection may wait idle for its next request."""
+    max_in_flight: int | None = None
+    """Token requests worked on at once, each holding at most one upstream socket (None: no such bound)."""
+
+
+def fd_ceiling(nofile_soft: int, max_in_flight: int | None = None) -> int | None:
+    """The most connections a process with this soft RLIMIT_NOFILE can hold (None: unlimited).
+
+    What FD_RESERVE leaves is shared between connections and upstream sockets, one per token request in
+    flight: connections get what `max_in_flight` upstream sockets leave, and never less than half.
+    """
+    if nofile_soft == resource.RLIM_INFINITY:
+        return None
+    usable = nofile_soft - FD_RESERVE
+    upstream = usable // 2 if max_in_flight is None else min(max_in_flight, usable // 2)
+    return max(1, usable - upstream)
+
+
+class ConnectionGuard:
+    """The open connections of one server, oldest idle first, held under `max_connections`.
+
+    A connection is idle while no request is in progress on it: before its first request's headers are
+    complete (silent, slowloris or merely slow callers) and between keep-alive requests. At the bound, a new
+    connection displaces the connection idle longest; only when every connection is busy is the new one refused.
+    """
+
+    def __init__(self, limits: ConnectionLimits, metrics: Metrics, *, log_interval: float = 1.0) -> None:
+        self.limits = limits
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        ceiling = fd_ceiling(nofile, limits.max_in_flight)
+        self.max_connections = limits.max_connections if ceiling is None else min(limits.max_connections, ceiling)
+        if self.max_connections < limits.max_connections:
+            log.warning(
+                "max_connections_lowered",
+                configured=limits.max_connections,
+                effective=self.max_connections,
+                nofile_limit=nofile,
+                hint="raise the open-files limit (ulimit -n) to allow more connections",
+            )
+        self._metrics = metrics
+        self._open: set[BoundedHttpToolsProtocol] = set()
+        self._idle: OrderedDict[BoundedHttpToolsProtocol, None] = OrderedDict()
+        self._log_interval = log_interval
+        self._unlogged: dict[ShedReason, int] = dict.fromkeys(SHED_REASONS, 0)
+        self._log_handle: asyncio.TimerHandle | None = None
+        self._last_log = -math.inf
+        for reason in SHED_REASONS:  # every reason exported from the start, at 0, so alerts see the series
+            metrics.connections_shed.labels(reason)
+        metrics.open_connections.set_function(self.open_count)
+
+    def open_count(self) -> int:
+        """Connections open now."""
+        return len(self._open)
+
+    def admit(self, conn: BoundedHttpToolsProtocol) -> bool:
+        """Count a new connection in (idle until its headers are complete); False if it must be closed."""
+        if len(self._open) >= self.max_connections:
+            if not self._idle:
+                self.shed("over_limit")
+                return False
+            victim, _ = self._idle.popitem(last=False)
+            self._open.discard(victim)
+            victim.close_shed()
+            self.shed("idle_evicted")
+        self._open.add(conn)
+        self._idle[conn] = None
+        return True
+
+    def mark_busy(self, conn: BoundedHttpToolsProtocol) -> None:
+        """A request is in progress on `conn`: it is not a candidate for eviction."""
+        self._idle.pop(conn, None)
+
+    def mark_idle(self, conn: BoundedHttpToolsProtocol) -> None:
+        """`conn` waits for its next request; it is now the newest idle connection."""
+        if conn in self._open:
+            self._idle[conn] = None
+
+    def forget(self, conn: BoundedHttpToolsProtocol) -> None:
+        """`conn` is closed or no longer HTTP (upgraded): it no longer counts."""
+        self._open.discard(conn)
+        self._idle.pop(conn, None)
+
+    def shed(self, reason: ShedReason) -> None:
+        """Count a connection closed to protect the server; the log line is aggregated, at most one per interval."""
+        self._metrics.inc(self._metrics.connections_shed, reason)
+        self._unlogged[reason] += 1
+        if self._log_handle is None:
+            delay = max(0.0, self._last_log + self._log_interval - time.monotonic())
+            self._log_handle = asyncio.get_running_loop().call_later(delay, self._log_shed)
+
+    def flush_log(self) -> None:
+        """Log what was shed since the last line (the server calls this once it has stopped)."""
+        self._log_handle = None
+        if any(self._unlogged.values()):
+            self._log_shed()
+
+    def _log_shed(self) -> None:
+        self._log_handle = None
+        self._last_log = time.monotonic()
+        counts = {reason: n for reason, n in self._unlogged.items() if n}
+        self._unlogged = dict.fromkeys(SHED_REASONS, 0)
+        log.warning(
+            "connections_shed",
+            **counts,
+            open_connections=len(self._open),
+            max_connections=self.max_connections,
+        )
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header deadline per request, counted by a shared `ConnectionGuard`.
+
+    Built per server with `bounded_protocol(guard)`; uvicorn's own keep-alive timeout still closes
+    connections idle between requests.
+    """
+
+    guard: ClassVar[ConnectionGuard]
+    _header_deadline: asyncio.TimerHandle | None = None
+    _busy = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
+        """Count the connection in (or refuse it) and start its first request's header deadline."""
+        super().connection_made(transport)
+        if not self.guard.admit(self):
+            transport.close()
+            return
+        self._header_deadline = self.loop.call_later(self.guard.limits.header_timeout, self._header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop counting the connection."""
+        self._cancel_header_deadline()
+        self.guard.forget(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes of a new request on a keep-alive connection start that request's header deadline."""
+        if not self._busy and self._header_deadline is None and not self.transport.is_closing():
+            self._header_deadline = self.loop.call_later(self.guard.limits.header_timeout, self._header_timeout)
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        """The request is in: no header deadline, and the connection is busy until its response is sent."""
+        self._cancel_header_deadline()
+        self._busy = True
+        self.guard.mark_busy(self)
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """A response went out; when uvicorn then waits for a next request, the connection is idle again."""
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:
+            self._busy = False
+            self.guard.mark_idle(self)
+
+    def handle_websocket_upgrade(self) -> None:
+        """A WebSocket takes the transport over; it no longer counts as an HTTP connection."""
+        self._cancel_header_deadline()
+        self.guard.forget(self)
+        super().handle_websocket_upgrade()
+
+    def close_shed(self) -> None:
+        """Close this connection because the guard evicted it."""
+        self._cancel_header_deadline()
+        self.transport.close()
+
+    def _header_timeout(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.guard.forget(self)
+            self.guard.shed("header_timeout")
+            self.transport.close()
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+
+def bounded_protocol(guard: ConnectionGuard) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class for `uvicorn.Config(http=...)` whose connections are all held by `guard`."""
+
+    class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
+        pass
+
+    GuardedHttpToolsProtocol.guard = guard
+    return GuardedHttpToolsProtocol
