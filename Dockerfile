@@ -5,8 +5,9 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
 COPY service ./service
+# With the otel extra: tracing stays off until OTEL_* variables configure it (README: Tracing).
 RUN python -m venv /opt/livetoken \
- && /opt/livetoken/bin/pip install --no-cache-dir --disable-pip-version-check -c requirements.lock .
+ && /opt/livetoken/bin/pip install --no-cache-dir --disable-pip-version-check -c requirements.lock '.[otel]'
 
 FROM python:3.11-slim AS runtime
 # No compilers, no pip cache, no secrets: only the virtualenv and the example config.
