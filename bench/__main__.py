@@ -27,6 +27,7 @@ import uvloop
 from bench.loadgen import build_request, run_load
 from bench.procstat import open_fds, peak_rss_mb, rss_mb, tree_cpu_seconds
 from bench.serve_baseline import SERVERS
+from bench.tracing import TracedService, tracing_installed
 from service.config import LimitRule, LimitsConfig
 from service.ratelimit.redis import GCRA_SCRIPT
 from service.ratelimit.rules import checks_for
@@ -62,6 +63,12 @@ voice = "Puck"
 system_instruction = "Be brief."
 input_audio_transcription = true
 output_audio_transcription = true
+
+[[budgets]]  # checked in the rate limit's one round trip: the issue rows count Redis calls per token
+layer = "subject"
+units = 100000000
+period = "1d"
+profiles = ["voice"]
 
 [profiles.limited]
 model = "gemini-2.5-flash-native-audio-preview-12-2025"
@@ -166,6 +173,7 @@ def git_commit() -> str | None:
 TARGETS = (
     ("service CPU per issued token", ("issue", "cpu_ms_per_request"), 0.5, "ms"),
     ("browser token CPU / plain token CPU", ("browser_vs_plain",), 1.10, "x"),
+    ("Redis round trips per token, budget on", ("issue", "redis_calls_per_token"), 1.0, ""),
     ("service CPU per 401", ("reject_401", "cpu_ms_per_request"), 0.2, "ms"),
     ("service CPU per 429 (one JWT)", ("reject_429", "cpu_ms_per_request"), 0.2, "ms"),
     ("service CPU per 429 (new JWT each)", ("reject_429_fresh_jwt", "cpu_ms_per_request"), 0.2, "ms"),
@@ -214,6 +222,14 @@ async def compare_servers(n: int, c: int) -> dict[str, Any]:
     return figures
 
 
+def redis_calls(redis_url: str) -> int:
+    """Script calls Redis has answered so far (INFO commandstats; the commands a script runs inside are counted
+    apart, and nothing else touches Redis on the token path: tests/service/test_operators.py watches MONITOR)."""
+    with redis.Redis.from_url(redis_url) as client:
+        stats = client.info("commandstats")
+    return sum(int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
 def prefill_subjects(redis_url: str, n: int) -> float:
     """Create `n` active subject buckets as the service would (10/min, burst 5 per subject: keys live ~12 s);
     returns Redis bytes per active subject."""
@@ -225,7 +241,9 @@ def prefill_subjects(redis_url: str, n: int) -> float:
     for i in range(n):
         c = checks_for(limits, "voice", [], f"{ISSUER}\x1fuser-{i}", None)[0]
         for _ in range(2):  # two requests each: the bucket's TTL is then two emission intervals (12 s)
-            gcra(keys=[f"livetoken:gcra:{c.key}"], args=[max(1, round(c.period / c.rate * 1e6)), c.burst], client=pipe)
+            # ARGV as the limiter sends it: no blocks, charge, then one GCRA rule (kind 0, interval, burst, cost 1).
+            interval = max(1, round(c.period / c.rate * 1e6))
+            gcra(keys=[f"livetoken:gcra:{c.key}"], args=[0, 1, 0, interval, c.burst, 1], client=pipe)
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
@@ -262,6 +280,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         stderr=open(tmp / "service.log", "wb"),
     )
     baseline = start_baseline(base_port, "service")
+    traced = [
+        TracedService(exe, config, env, tmp / f"traced-{ratio:g}.log", ratio)
+        for ratio in ((1.0, 0.01) if args.tracing else ())
+    ]
     out: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "commit": git_commit()},
         "server": "uvicorn + uvloop + httptools (service.server.serve_app)",
@@ -269,6 +291,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", service)
         wait_http(f"http://127.0.0.1:{base_port}/echo", baseline)
+        for each in traced:
+            wait_http(f"http://127.0.0.1:{each.port}/healthz", each.proc)
         n, c = args.requests, args.concurrency
         echo = [post("/echo", base_port, None, b'{"profile":"voice"}')]
         users = [f"user-{i}" for i in range(1000)]
@@ -291,7 +315,14 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         say(f"baseline: bare Litestar JSON POST x{n} ...")
         out["baseline"] = await measure(baseline.pid, base_port, echo, n, c)
         say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects, a new JWT each time, zero-latency upstream) ...")
+        calls_before = redis_calls(redis_proc.url)
         out["issue"] = await measure(service.pid, port, issue, n // 2, c)
+        out["issue"]["redis_calls_per_token"] = round((redis_calls(redis_proc.url) - calls_before) / (n // 2), 3)
+        for each, key in zip(traced, ("issue_traced", "issue_traced_1pct"), strict=True):
+            say(f"issue, traced: POST /v1/tokens x{n // 2}, {key}, spans exported over OTLP ...")
+            await measure(each.pid, each.port, issue_requests(each.port, users, 500), 500, c)
+            out[key] = await measure(each.pid, each.port, issue_requests(each.port, users, n // 2), n // 2, c)
+            out[key]["spans_per_token"] = round(each.spans_exported() / (500 + n // 2), 2)
         say(f"issue: POST /v1/tokens x{n // 2} from a browser (Origin header, CORS on), a new JWT each time ...")
         out["issue_browser"] = await measure(service.pid, port, issue_browser, n // 2, c)
         say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects whose JWTs were verified before) ...")
@@ -334,6 +365,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+        for each in traced:
+            each.close()
         emulator.stop()
         redis_proc.close()
     base = out["baseline"]["cpu_ms_per_request"]
@@ -348,6 +381,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "growth_100k_subjects",
     ):
         out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
+    for key in ("issue_traced", "issue_traced_1pct"):
+        if key in out:
+            out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
+            out[key]["vs_untraced"] = round(out[key]["cpu_ms_per_request"] / out["issue"]["cpu_ms_per_request"], 3)
     out["browser_vs_plain"] = round(out["issue_browser"]["cpu_ms_per_request"] / out["issue"]["cpu_ms_per_request"], 3)
     return out
 
@@ -365,6 +402,11 @@ def report(out: dict[str, Any]) -> None:
         ("issued, 1 subject", "growth_1_subject"),
         ("issued, 100k subjects in Redis", "growth_100k_subjects"),
     ]
+    if "issue_traced" in out:
+        rows[2:2] = [
+            ("issued, traced, all sampled (OTLP)", "issue_traced"),
+            ("issued, traced, 1% sampled", "issue_traced_1pct"),
+        ]
     print(f"\n{'scenario':38} {'CPU ms/req':>10} {'x base':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
     for label, key in rows:
         r = out[key]
@@ -386,6 +428,15 @@ def report(out: dict[str, Any]) -> None:
             f"errors {s['errors']}"
         )
     print(f"service sockets+files before/after the slow runs: {out['slow_upstream']['open_fds_before_after']}")
+    print(
+        f"Redis round trips per issued token (rate limits + a budget + blocks): {out['issue']['redis_calls_per_token']}"
+    )
+    if "issue_traced" in out:
+        every, some = out["issue_traced"], out["issue_traced_1pct"]
+        print(
+            f"tracing on, OTLP export: every request sampled {every['vs_untraced']}x an untraced token's CPU "
+            f"({every['spans_per_token']} spans per token); 1% sampled {some['vs_untraced']}x"
+        )
     head = f"{'CPU ms/req':>10} {'x ours':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
     print(f"\n{'bare Litestar JSON POST under':34} {head}")
     ours = out["servers"]["service"]["cpu_ms_per_request"]
@@ -410,7 +461,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="connections for CPU scenarios")
     parser.add_argument("--slow-requests", type=int, default=2000, help="requests in the slow-upstream scenario")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help="skip the traced row (a second service with OTEL_* set, its spans exported to a local receiver)",
+    )
     args = parser.parse_args()
+    args.tracing = args.tracing and tracing_installed()
     out = uvloop.run(run_bench(args))  # the same event loop as the service: less of the driver in the latencies
     out["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from service.api.admin import AdminController
 from service.api.cors import CorsMiddleware, CorsPolicy
 from service.api.middleware import RequestContextMiddleware
 from service.api.openapi_docs import token_operation_docs
@@ -24,7 +25,9 @@ from service.api.routes import OpsController, ProfilesController
 from service.api.token_route import TOKEN_PATH, token_route
 from service.config import Settings
 from service.issuing import open_runtime
+from service.issuing.reload import ConfigReloader
 from service.metrics import Metrics
+from service.tracing import NO_TRACING, Tracing
 
 log = structlog.get_logger("livetoken")
 
@@ -59,13 +62,17 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app(settings: Settings, metrics: Metrics | None = None) -> Litestar:
-    """Build the app for `settings`; connections open in the lifespan, not here."""
+def create_app(settings: Settings, metrics: Metrics | None = None, tracing: Tracing = NO_TRACING) -> Litestar:
+    """Build the app for `settings`; connections open in the lifespan, not here.
+
+    `tracing` (server start-up opens it from the `OTEL_*` environment; off by default) traces every request but
+    the probes and scrapes, and is handed to each layer that makes spans.
+    """
     metrics = metrics or Metrics(version=package_version())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = await open_runtime(settings, metrics)
+        runtime = await open_runtime(settings, metrics, tracing)
         app.state.runtime = runtime
         log.info(
             "service_started",
@@ -73,17 +80,31 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Litestar:
             profiles=sorted(settings.profiles),
             rate_limiter=runtime.limiter.backend,
             upstream=settings.env.gemini_base_url or "google",
+            tracing=tracing.describe(),
         )
+
+        async def apply(new: Settings) -> None:
+            await runtime.reconfigure(new)
+            cors.update(new.cors_allow_origins, allow_local=new.dev_mode)
+
+        reloader = ConfigReloader(
+            lambda: runtime.settings,
+            apply,
+            metrics,
+            also_on_sighup=runtime.key_file.reload if runtime.key_file is not None else None,
+        )
+        reloader.start()
         try:
             yield
         finally:
             runtime.draining = True
+            await reloader.stop()
             await runtime.aclose()
             log.info("service_stopped")
 
     cors = CorsPolicy(settings.cors_allow_origins, allow_local=settings.dev_mode)
     config = openapi_config()
-    routes: list[ControllerRouterHandler] = [token_route, ProfilesController, OpsController]
+    routes: list[ControllerRouterHandler] = [token_route, ProfilesController, AdminController, OpsController]
     if settings.dev_mode and settings.demo_dir is not None:  # the browser example, same-origin (make demo)
         routes.append(create_static_files_router("/demo", [settings.demo_dir], html_mode=True, name="demo"))
     app = Litestar(
@@ -91,10 +112,11 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> Litestar:
         lifespan=[lifespan],
         # One stack for every route, POST /v1/tokens included: request context outermost, then CORS.
         middleware=[
-            DefineMiddleware(RequestContextMiddleware, metrics=metrics),
+            DefineMiddleware(RequestContextMiddleware, metrics=metrics, tracing=tracing),
             DefineMiddleware(CorsMiddleware, policy=cors, metrics=metrics),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=tracing.plugins(),  # on: the server span, outside the stack above (it wraps the router)
         openapi_config=config,
         state=State({"metrics": metrics, "settings": settings}),
         debug=False,

@@ -18,10 +18,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from service import devmode
     from service.logging import configure_logging
     from service.server import run_server
+    from service.tracing import tracing_config
 
     config = args.config or os.environ.get("LIVETOKEN_CONFIG")
     child = None
     try:
+        tracing = tracing_config(os.environ)  # OTEL_*: off unless configured
         if config:
             settings = load_settings(config)
         else:
@@ -53,7 +55,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             return 1
         if settings.dev_mode:
             _print_dev_banner(host, port, settings)
-        return run_server(settings, host, port)
+        return run_server(settings, host, port, tracing)
     finally:
         if child is not None:
             child.terminate()
@@ -153,6 +155,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         file = load_file_config(args.file)
         if not args.no_env:
             load_env(os.environ, file, require_api_key=False)
+            from service.tracing import tracing_config
+
+            tracing_config(os.environ)
     except ConfigError as exc:
         return _config_error(exc)
     print(f"{args.file}: OK ({len(file.issuers)} issuer(s), profiles: {', '.join(sorted(file.profiles))})")
@@ -207,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document (YAML)")
     openapi.set_defaults(func=_cmd_openapi)
+
+    from service.operator_cli import add_arguments as operator_args
+    from service.operator_cli import cmd_block, cmd_blocks, cmd_unblock
+
+    block = sub.add_parser("block", help="block a caller or a tenant on every replica (until it expires)")
+    unblock = sub.add_parser("unblock", help="lift a block")
+    blocks = sub.add_parser("blocks", help="list the blocks in force")
+    operator_args(block, unblock, blocks)
+    block.set_defaults(func=cmd_block)
+    unblock.set_defaults(func=cmd_unblock)
+    blocks.set_defaults(func=cmd_blocks)
 
     check = sub.add_parser("check-config", help="validate a config file (and the secrets it names)")
     check.add_argument("file")

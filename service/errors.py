@@ -82,6 +82,27 @@ class MethodNotAllowed(LivetokenError):
     default_detail = "This path does not accept that method."
 
 
+class CallerBlocked(LivetokenError):
+    """An operator blocked this caller or its tenant (`livetoken block`); the block ends by itself."""
+
+    status, slug, title = 403, "caller-blocked", "Caller blocked"
+    default_detail = "This caller is blocked from getting tokens; contact the operator."
+
+
+class AdminForbidden(LivetokenError):
+    """The caller is authenticated but not an operator (`[admin]`: its issuer and `require` rule)."""
+
+    status, slug, title = 403, "admin-forbidden", "Not an operator"
+    default_detail = "This token does not carry the operator's claims."
+
+
+class BudgetExhausted(LivetokenError):
+    """A spend budget (`[[budgets]]`) has no units left for this token until its reset."""
+
+    status, slug, title = 429, "budget-exhausted", "Budget exhausted"
+    default_detail = "The budget for this caller is spent until it resets; see Retry-After."
+
+
 class OriginNotAllowed(LivetokenError):
     """A browser's CORS preflight from an origin this deployment does not serve."""
 
@@ -164,6 +185,9 @@ ALL_PROBLEMS: tuple[type[LivetokenError], ...] = (
     ProfileNotFound,
     NotFound,
     MethodNotAllowed,
+    CallerBlocked,
+    AdminForbidden,
+    BudgetExhausted,
     OriginNotAllowed,
     RequestRefused,
     IdempotencyInProgress,

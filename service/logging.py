@@ -30,6 +30,26 @@ def fingerprint(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
+TraceIds = Callable[[], tuple[str, str] | None]
+_trace_ids: TraceIds | None = None  # set while tracing is on (service/tracing): the current span's ids, if any
+
+
+def correlate_traces(current: TraceIds | None) -> None:
+    """Have log lines carry `trace_id` and `span_id` read by `current` (tracing switches it on; None: off)."""
+    global _trace_ids  # noqa: PLW0603 - process-wide, like the structlog configuration it feeds
+    _trace_ids = current
+
+
+def add_trace_ids(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the current span's `trace_id` and `span_id`; with tracing off, one None check."""
+    current = _trace_ids
+    if current is not None:
+        ids = current()
+        if ids is not None:
+            event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
+
+
 def _scrub(value: str) -> str:
     return _SECRETS.sub("[REDACTED]", value)
 
@@ -131,6 +151,7 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
         fmt = "console" if sys.stderr.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         # Tracebacks become text before redaction, in both formats: an exception's message (or, on a console,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -64,6 +65,25 @@ class Metrics:
             registry=r,
         )
         self.upstream_retries = Counter("livetoken_upstream_retries", "Mint attempts that were retries.", registry=r)
+        self.upstream_key_refusals = Counter(
+            "livetoken_upstream_key_refusals",
+            "Mint attempts Google refused for the API key itself (invalid, expired, blocked or exposed), by key "
+            "fingerprint (sha256: prefix, only configured keys) and ErrorInfo reason; the mint moved to the next key.",
+            ["key", "reason"],
+            registry=r,
+        )
+        self.upstream_keys = Gauge(
+            "livetoken_upstream_keys",
+            "Configured Gemini API keys, by state: usable, or cooling (refused within upstream.key_cooldown).",
+            ["state"],
+            registry=r,
+        )
+        self.upstream_key_file_reloads = Counter(
+            "livetoken_upstream_key_file_reloads",
+            "Changes of LIVETOKEN_GEMINI_API_KEY_FILE, by outcome: ok, or refused (the running keys stay).",
+            ["outcome"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "livetoken_upstream_circuit_open", "1 while the upstream circuit breaker is open.", registry=r
         )
@@ -80,6 +100,11 @@ class Metrics:
         self.ratelimit_fallback = Gauge(
             "livetoken_ratelimit_fallback_active",
             "1 while Redis is unavailable and the per-replica in-memory limiter decides (fail_mode=open).",
+            registry=r,
+        )
+        self.ratelimit_remembered = Counter(
+            "livetoken_ratelimit_remembered_refusals",
+            "Refusals repeated from a verdict Redis gave earlier (until its retry time), without a Redis call.",
             registry=r,
         )
         self.ratelimit_fallback_decisions = Counter(
@@ -100,6 +125,33 @@ class Metrics:
             ["check"],
             registry=r,
         )
+        self.budget_units = Counter(
+            "livetoken_budget_units_spent",
+            "Budget cost units spent by issued tokens, by budget layer and profile.",
+            ["layer", "profile"],
+            registry=r,
+        )
+        self.budget_exhausted = Counter(
+            "livetoken_budget_exhausted",
+            "Requests refused because a budget was spent, by budget layer and profile.",
+            ["layer", "profile"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "livetoken_config_reloads",
+            "Configuration reloads (SIGHUP or a changed file), by outcome (ok, refused).",
+            ["outcome"],
+            registry=r,
+        )
+        self.blocked_requests = Counter(
+            "livetoken_blocked_requests", "Requests refused because the caller or tenant is blocked.", registry=r
+        )
+        self.block_changes = Counter(
+            "livetoken_block_changes",
+            "Blocks put in place or lifted through this replica's admin endpoint, by action (block, unblock).",
+            ["action"],
+            registry=r,
+        )
         self.open_connections = Gauge(
             "livetoken_open_connections", "HTTP connections open now, idle ones included.", registry=r
         )
@@ -110,8 +162,13 @@ class Metrics:
             registry=r,
         )
 
-    def count_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """One answered request; labelled children are cached (labels() costs more than inc())."""
+    def count_request(
+        self, route: str, method: str, status: int, seconds: float, exemplar: dict[str, str] | None = None
+    ) -> None:
+        """One answered request; labelled children are cached (labels() costs more than inc()).
+
+        `exemplar` (`{"trace_id": …}` of a traced request) is kept with the latency's bucket: OpenMetrics
+        scrapes show it, so a dashboard can jump from a slow bucket to that request's trace."""
         key = (route, method, status)
         counter = self._request_children.get(key)
         if counter is None:
@@ -120,7 +177,7 @@ class Metrics:
         latency = self._latency_children.get(route)
         if latency is None:
             latency = self._latency_children[route] = self.request_latency.labels(route=route)
-        latency.observe(seconds)
+        latency.observe(seconds, exemplar)
 
     def inc(self, counter: Counter, label: str) -> None:
         """`counter.labels(label).inc()` for a one-label counter on a hot path, with the child cached.
@@ -136,3 +193,9 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""
         return generate_latest(self.registry)
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """This registry in the format a scraper's Accept header asks for, and its content type: OpenMetrics
+        (with exemplars) for `application/openmetrics-text`, else the Prometheus text format."""
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type

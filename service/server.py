@@ -6,6 +6,7 @@ import gc
 import signal
 from typing import Any
 
+import structlog
 import uvicorn
 
 from service.app import create_app, package_version
@@ -13,6 +14,7 @@ from service.config import Settings
 from service.http_protocol import ConnectionGuard, ConnectionLimits, bounded_protocol
 from service.logging import report_suppressed
 from service.metrics import Metrics
+from service.tracing import TracingConfig, open_tracing
 
 # Young-generation collections every 10k allocations rather than 700: a token request allocates a few thousand
 # objects, and at the default the collector ran every few requests (about a tenth of a token's CPU).
@@ -72,15 +74,22 @@ def serve_app(
     return 0 if server.started else 1
 
 
-def run_server(settings: Settings, host: str, port: int) -> int:
-    """Serve the livetoken app for `settings`."""
+def run_server(settings: Settings, host: str, port: int, tracing_config: TracingConfig | None = None) -> int:
+    """Serve the livetoken app for `settings`, traced as `tracing_config` (from `OTEL_*`) says."""
     server = settings.file.server
     metrics = Metrics(version=package_version())
+    tracing_config = tracing_config or TracingConfig()
+    if tracing_config.note is not None:
+        structlog.get_logger("livetoken").warning("tracing_unavailable", detail=tracing_config.note)
+    tracing = open_tracing(tracing_config, version=package_version())
     limits = ConnectionLimits(
         max_connections=server.max_connections,
         header_timeout=float(server.header_timeout),
         keepalive_timeout=float(server.keepalive_timeout),
         max_in_flight=server.max_in_flight,
     )
-    app = create_app(settings, metrics)
-    return serve_app(app, host, port, float(server.shutdown_grace), limits=limits, metrics=metrics)
+    try:
+        app = create_app(settings, metrics, tracing)
+        return serve_app(app, host, port, float(server.shutdown_grace), limits=limits, metrics=metrics)
+    finally:
+        tracing.shutdown()  # export the spans still buffered

@@ -35,7 +35,15 @@ async def test_served_openapi_equals_checked_in(tmp_path: Path, emulator: Any, r
 def test_contract_documents_every_route_status_and_header() -> None:
     """Every route, the problem statuses, and the RateLimit/Retry-After/Idempotency/WWW-Authenticate headers."""
     doc = yaml.safe_load(CHECKED_IN)
-    assert set(doc["paths"]) == {"/v1/tokens", "/v1/profiles", "/healthz", "/readyz", "/metrics"}
+    assert set(doc["paths"]) == {
+        "/v1/tokens",
+        "/v1/profiles",
+        "/v1/usage",
+        "/v1/admin/blocks",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
     post = doc["paths"]["/v1/tokens"]["post"]
     assert set(post["responses"]) == {
         "201",

@@ -26,6 +26,10 @@ class CorsPolicy:
     """Which browser origins may call the service: exact origins, `*`, and (dev mode) local ones."""
 
     def __init__(self, origins: Iterable[str], *, allow_local: bool = False) -> None:
+        self.update(origins, allow_local=allow_local)
+
+    def update(self, origins: Iterable[str], *, allow_local: bool) -> None:
+        """Take new origins (a configuration reload); every middleware instance shares this one policy."""
         self.origins = frozenset(origins)
         self.allow_local = allow_local
         self._any = "*" in self.origins

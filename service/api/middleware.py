@@ -14,6 +14,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
+from service.tracing import NO_TRACING, Tracing
 
 NO_STORE = (b"cache-control", b"no-store")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -27,11 +28,16 @@ def request_ids() -> Iterator[str]:
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware (cheap): binds request_id, counts the answer by route template and status."""
+    """Pure ASGI middleware (cheap): binds request_id, counts the answer by route template and status.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    When the request is traced (the tracing plugin's server span is current here), the span is named by the
+    route template and the latency observation carries the trace id as its exemplar.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing = NO_TRACING) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
         self._ids = request_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,6 +56,9 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         route = scope.get("path_template") or "unmatched"
+        tracing = self.tracing
+        if tracing.enabled and route != "unmatched":
+            tracing.name_route(scope["method"], route, request_id)
         status = 500
         started = time.perf_counter()
         metrics = self.metrics
@@ -71,5 +80,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             metrics.in_flight.dec()
-            metrics.count_request(route, http_scope["method"], status, time.perf_counter() - started)
+            metrics.count_request(
+                route, http_scope["method"], status, time.perf_counter() - started, tracing.exemplar()
+            )
             structlog.contextvars.clear_contextvars()

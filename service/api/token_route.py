@@ -28,6 +28,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.issuing import IssueResult, Runtime, TokenRequest
+from service.logging import fingerprint
 
 TOKEN_PATH = "/v1/tokens"  # noqa: S105 - a route, not a secret
 NO_STORE = {"Cache-Control": "no-store"}
@@ -79,17 +80,21 @@ async def answer_token_request(
     rt: Runtime, header: Callable[[str], str | None], chunks: AsyncIterator[bytes]
 ) -> IssueResult:
     """Authenticate, then judge the rest of the request, then run the issuing flow; refusals raise."""
-    caller = await rt.verifier.verify(header("authorization"))
+    gen = rt.current  # this configuration to the end of the request, whatever a reload does meanwhile
+    with rt.tracing.span("livetoken.authenticate") as span:
+        caller = await gen.verifier.verify(header("authorization"))
+        if span.is_recording():  # the caller as the logs' fingerprint, never the subject itself
+            span.set_attribute("livetoken.subject_fingerprint", fingerprint(caller.subject))
     structlog.contextvars.bind_contextvars(subject=caller.subject, tenant=caller.tenant)
     # A caller must be authenticated before anything else about the request is judged.
     idempotency_key = header("idempotency-key")
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise MalformedRequest("Idempotency-Key must be 1-255 visible ASCII characters.")
-    server = rt.settings.file.server
+    server = gen.settings.file.server
     raw = await read_json_body(header, chunks, server.max_body_bytes, float(server.request_timeout))
     body = decode_token_request(raw)
     request_hash = hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:32]
-    result = await rt.issuer.issue(caller, body, idempotency_key, request_hash)
+    result = await gen.issuer.issue(caller, body, idempotency_key, request_hash)
     return IssueResult(result.status, result.body, {**result.headers, **NO_STORE})
 
 

@@ -2,7 +2,7 @@
 
 from service.auth.identity import CallerIdentity
 from service.auth.jwks import JWKSCache
-from service.auth.policy import may_use
+from service.auth.policy import may_use, satisfies
 from service.auth.verifier import JWTVerifier
 
-__all__ = ["CallerIdentity", "JWKSCache", "JWTVerifier", "may_use"]
+__all__ = ["CallerIdentity", "JWKSCache", "JWTVerifier", "may_use", "satisfies"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from service.auth.identity import CallerIdentity
-from service.config import ProfileConfig
+from service.config import ProfileConfig, RequireRule
 
 
 def may_use(profile: ProfileConfig, caller: CallerIdentity) -> bool:
     """True when the caller holds every scope and claim value the profile's `require` rule names."""
-    rule = profile.require
-    if rule is None:
-        return True
+    return profile.require is None or satisfies(profile.require, caller)
+
+
+def satisfies(rule: RequireRule, caller: CallerIdentity) -> bool:
+    """True when the caller holds every scope and claim value `rule` names."""
     if not set(rule.scopes) <= caller.scopes:
         return False
     for name, wanted in rule.claims.items():

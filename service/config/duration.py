@@ -1,4 +1,4 @@
-"""Durations as TOML writes them: "250ms", "60s", "15m", "2h" or a number of seconds."""
+"""Durations as TOML writes them: "250ms", "60s", "15m", "2h", "30d" or a number of seconds."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import re
 
 
 class Duration(float):
-    """Seconds, written in TOML as a number or a string such as "250ms", "60s", "15m", "2h"."""
+    """Seconds, written in TOML as a number or a string such as "250ms", "60s", "15m", "2h", "1d"."""
 
-    _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-    _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+    _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+    _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
     @classmethod
     def parse(cls, value: object) -> Duration:
@@ -34,7 +34,7 @@ def format_seconds(seconds: float) -> str:
         return "0"
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
-    for unit, size in (("h", 3600.0), ("m", 60.0)):
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
         if seconds >= size and (seconds / size).is_integer():
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"

@@ -8,6 +8,7 @@ from typing import Literal, TypeVar, cast
 
 from service.config.endpoints import check_http_url, check_origin, check_redis_url
 from service.config.errors import ConfigError
+from service.config.keyfile import read_api_key_file
 from service.config.model import MIN_HS_SECRET_BYTES, FileConfig
 from service.config.pem import check_ca_file, check_public_key_file
 from service.config.secret import Secret
@@ -18,7 +19,8 @@ T = TypeVar("T")
 
 def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool = True) -> EnvConfig:
     """Read secrets and endpoints from the environment and check them against the file config."""
-    api_key = _env_secret(env, "LIVETOKEN_GEMINI_API_KEY")
+    api_keys, api_key_file = _gemini_api_keys(env)
+    api_key = api_keys[0] if api_keys else None
     if api_key is None and require_api_key:
         raise ConfigError("LIVETOKEN_GEMINI_API_KEY: not set (or LIVETOKEN_GEMINI_API_KEY_FILE)")
     base_url = _checked(env.get("LIVETOKEN_GEMINI_BASE_URL") or None, "LIVETOKEN_GEMINI_BASE_URL", check_http_url)
@@ -37,6 +39,8 @@ def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool 
         raise ConfigError("LIVETOKEN_LOG_LEVEL: must be debug, info, warning or error")
     return EnvConfig(
         gemini_api_key=api_key,
+        gemini_api_fallback_keys=api_keys[1:],
+        gemini_api_key_file=api_key_file,
         gemini_base_url=base_url,
         gemini_ca_file=ca_file,
         redis_url=redis_url,
@@ -73,6 +77,21 @@ def _checked(value: T | None, where: str, check: Callable[[T], object]) -> T | N
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return value
+
+
+def _gemini_api_keys(env: Mapping[str, str]) -> tuple[tuple[Secret, ...], str | None]:
+    """The API keys (first used, the others fallbacks) and the key file to watch, if they come from one."""
+    name = "LIVETOKEN_GEMINI_API_KEY"
+    file_name = env.get(f"{name}_FILE")
+    if not file_name:
+        key = _env_secret(env, name)
+        return ((key,) if key is not None else ()), None
+    if env.get(name):
+        raise ConfigError(f"{name}: set either {name} or {name}_FILE, not both")
+    try:
+        return read_api_key_file(file_name), file_name
+    except ValueError as exc:
+        raise ConfigError(f"{name}_FILE: {exc}") from None
 
 
 def _env_secret(env: Mapping[str, str], name: str) -> Secret | None:

@@ -7,6 +7,7 @@ fields together are in `rules.py`.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -179,6 +180,9 @@ class ProfileConfig(_Strict, frozen=True):
     """Claims the caller must hold; default anyone the issuers trust."""
     limits: list[LimitRule] = msgspec.field(default_factory=list)
     """Extra per-subject rules for this profile; default none."""
+    cost: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+    """Budget units one token of this profile spends (`[[budgets]]`); default its `session_ttl` in whole
+    minutes (15 for a 15-minute audio token), so budgets count session minutes."""
 
     @property
     def modality(self) -> Literal["AUDIO", "TEXT"]:
@@ -186,11 +190,44 @@ class ProfileConfig(_Strict, frozen=True):
         return self.response_modalities[0]
 
     @property
+    def effective_cost(self) -> int:
+        """Budget units per token: `cost`, else the session's length in (started) minutes."""
+        if self.cost is not None:
+            return self.cost
+        return math.ceil(self.effective_session_ttl / 60)
+
+    @property
     def effective_session_ttl(self) -> float:
         """expire_time offset: the configured one, else 15 min for audio and 30 min (Google's) for text."""
         if self.session_ttl is not None:
             return float(self.session_ttl)
         return 900.0 if self.modality == "AUDIO" else 1800.0
+
+
+class BudgetConfig(_Strict, frozen=True):
+    """`[[budgets]]`: a quota of cost units per subject or per tenant and period, kept in Redis."""
+
+    layer: Literal["subject", "tenant"]
+    """Whose spending it counts: each caller's (`subject`) or each tenant's together. Required."""
+    units: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+    """Units per period (a profile's token costs its `cost`). Required."""
+    period: Annotated[Duration, Within(gt=0)]
+    """The period, e.g. "1d" or "30d". Required. Rolling unless `reset_time_zone` is set."""
+    profiles: list[ProfileName] = msgspec.field(default_factory=list)
+    """Profiles whose tokens count against it; default all."""
+    reset_time_zone: str | None = None
+    """Calendar periods instead of rolling ones: whole days starting at midnight in this IANA time zone
+    (e.g. "Europe/Paris"); `period` must then be whole days. Default rolling: the units refill continuously,
+    `units` per `period`, and at most `units` can be spent at once."""
+
+
+class AdminConfig(_Strict, frozen=True):
+    """`[admin]`: who may block and unblock callers over HTTP (`/v1/admin/blocks`)."""
+
+    require: RequireRule
+    """Claims an operator's JWT must hold, e.g. `{ scopes = ["livetoken:admin"] }`. Required."""
+    issuers: list[NonEmpty] = msgspec.field(default_factory=list)
+    """Issuers whose operators' JWTs count (each one of `[[issuers]]`); default any configured issuer."""
 
 
 class ServerConfig(_Strict, frozen=True):
@@ -239,6 +276,9 @@ class UpstreamConfig(_Strict, frozen=True):
     """How long the open circuit waits before a trial call; default 10s."""
     warm_connections: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 32
     """Upstream connections opened (TLS done) before the process says it is ready, 0 to 1000; default 32."""
+    key_cooldown: Annotated[Duration, Within(gt=0)] = Duration(300)
+    """How long an API key Google refused (invalid, expired, blocked, leaked) is tried only after the other
+    keys of `LIVETOKEN_GEMINI_API_KEY_FILE`; default 5m."""
 
 
 class FileConfig(_Strict, frozen=True):
@@ -254,3 +294,7 @@ class FileConfig(_Strict, frozen=True):
     """`[server]`: the listener."""
     upstream: UpstreamConfig = msgspec.field(default_factory=UpstreamConfig)
     """`[upstream]`: retries and the circuit breaker towards Google."""
+    budgets: list[BudgetConfig] = msgspec.field(default_factory=list)
+    """`[[budgets]]`: spend quotas in cost units per subject or tenant and period; default none."""
+    admin: AdminConfig | None = None
+    """`[admin]`: who may block callers over HTTP; default nobody (the CLI still can)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from service.config.duration import format_seconds
 from service.config.errors import ConfigError
-from service.config.model import HS_ALGORITHMS, FileConfig, IssuerConfig, ProfileConfig, RequireRule
+from service.config.model import HS_ALGORITHMS, BudgetConfig, FileConfig, IssuerConfig, ProfileConfig, RequireRule
 
 _KEY_SOURCES = ("jwks_url", "public_key_file", "hs256_secret_env")
 
@@ -19,8 +21,31 @@ def check_rules(cfg: FileConfig) -> None:
         seen.add(issuer.issuer)
     for name, profile in cfg.profiles.items():
         _check_profile(profile, f"profiles.{name}")
+    for i, budget in enumerate(cfg.budgets):
+        _check_budget(budget, f"budgets[{i}]", cfg)
+    if cfg.admin is not None:
+        _check_require(cfg.admin.require, "admin.require")
+        known = {issuer.issuer for issuer in cfg.issuers}
+        for j, name in enumerate(cfg.admin.issuers):
+            if name not in known:
+                raise ConfigError(f"admin.issuers[{j}]: {name!r} is not one of [[issuers]]")
     if cfg.upstream.deadline < cfg.upstream.attempt_timeout:
         raise ConfigError("upstream.deadline: must be at least upstream.attempt_timeout")
+
+
+def _check_budget(budget: BudgetConfig, key: str, cfg: FileConfig) -> None:
+    for j, name in enumerate(budget.profiles):
+        if name not in cfg.profiles:
+            raise ConfigError(f"{key}.profiles[{j}]: no profile {name!r}")
+    if budget.reset_time_zone is not None:
+        try:
+            ZoneInfo(budget.reset_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"{key}.reset_time_zone: {budget.reset_time_zone!r} is not an IANA time zone such as Europe/Paris"
+            ) from None
+        if budget.period % 86400:
+            raise ConfigError(f'{key}.period: calendar budgets (reset_time_zone) count whole days, e.g. "1d"')
 
 
 def _check_issuer(issuer: IssuerConfig, key: str) -> None:

@@ -31,6 +31,10 @@ class EnvConfig:
     """HS secrets by issuer, read from each issuer's `hs256_secret_env`."""
     cors_allow_origins: tuple[str, ...] = ()
     """`LIVETOKEN_CORS_ALLOW_ORIGINS` (comma-separated) plus `serve --cors-origin`."""
+    gemini_api_fallback_keys: tuple[Secret, ...] = ()
+    """The key file's other keys, in order: tried when Google refuses the ones before them."""
+    gemini_api_key_file: str | None = None
+    """`LIVETOKEN_GEMINI_API_KEY_FILE`, watched for changes (a Secret volume update); None = the key is fixed."""
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, ValidationException
 
+from service.emulator.keys import KEY_STATES, KeyState
 from service.emulator.store import EmulatorState, Faults, fingerprint
 
 
@@ -115,6 +116,22 @@ class AdminController(Controller):
             state.background.add(task)
             task.add_done_callback(state.background.discard)
         return {"sessions": len(sessions)}
+
+    @get("/keys")
+    async def keys(self, request: Request[Any, Any, State]) -> list[dict[str, Any]]:
+        """API keys by fingerprint: state (valid, revoked, expired, blocked, leaked, unknown) and auth_tokens
+        requests, refused and minted with each."""
+        return _state(request).keys.public()
+
+    @post("/keys", status_code=200)
+    async def set_key(self, request: Request[Any, Any, State], data: dict[str, Any]) -> dict[str, Any]:
+        """Add an API key or change its state: {"key": "...", "state": "valid" (default) | "revoked" | "expired" |
+        "blocked" | "leaked"}; auth_tokens then answers it as Google does. The emulator's own key keeps opening
+        /_emulator/ whatever its state."""
+        key, key_state = data.get("key"), data.get("state", "valid")
+        if not isinstance(key, str) or not key or any(c.isspace() for c in key) or key_state not in KEY_STATES:
+            raise ValidationException(f"keys: a non-empty key without spaces, state one of {', '.join(KEY_STATES)}")
+        return _state(request).keys.set(key, cast(KeyState, key_state))
 
     @post("/reset", status_code=200)
     async def reset(self, request: Request[Any, Any, State]) -> dict[str, Any]:

@@ -127,7 +127,7 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
         if handle is None and token.uses:
             token.uses_remaining -= 1
         token.sessions += 1
-    elif credential == state.api_key and method == "BidiGenerateContent":
+    elif credential is not None and state.keys.accepts(credential) and method == "BidiGenerateContent":
         setup = copy.deepcopy(client_setup)
         lineage = SessionLineage(None)
     else:

@@ -34,10 +34,12 @@ class DropConnection(Exception):
     """Fault injection: reset the connection without an answer."""
 
 
-def google_error(code: int, message: str) -> Response[Any]:
-    """Google's error body: {"error": {"code", "message", "status"}}."""
-    body = {"error": {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}}
-    return Response(body, status_code=code, media_type="application/json")
+def google_error(code: int, message: str, details: list[dict[str, Any]] | None = None) -> Response[Any]:
+    """Google's error body: {"error": {"code", "message", "status"}}, with `details` when Google sends them."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": _STATUS.get(code, "UNKNOWN")}
+    if details:
+        error["details"] = details
+    return Response({"error": error}, status_code=code, media_type="application/json")
 
 
 def _camel(name: str) -> str:
@@ -66,6 +68,15 @@ def _time(body: dict[str, Any], name: str, default: datetime, now: datetime) -> 
     if value - now >= MAX_TTL:
         raise ValueError(f"{name} must be less than 20 hours in the future.")
     return value
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id a W3C `traceparent` carries (the caller's trace, as Google would see it), if well formed."""
+    found = _TRACEPARENT.match(traceparent or "")
+    return found.group(1) if found and found.group(1) != "0" * 32 else None
 
 
 def set_field_paths(setup: dict[str, Any]) -> set[str]:
@@ -112,7 +123,14 @@ async def create_auth_token(request: Request[Any, Any, State], version: str) -> 
         return google_error(404, f"Method not found: {version}/auth_tokens.")
     raw = await request.body()
     headers = {k: ("<redacted>" if k.lower() == "x-goog-api-key" else v) for k, v in request.headers.items()}
-    entry: dict[str, Any] = {"path": request.url.path, "headers": headers, "raw_body": raw.decode("utf-8", "replace")}
+    traceparent = request.headers.get("traceparent")
+    entry: dict[str, Any] = {
+        "path": request.url.path,
+        "headers": headers,
+        "raw_body": raw.decode("utf-8", "replace"),
+        "traceparent": traceparent,
+        "trace_id": trace_id_of(traceparent),
+    }
     state.requests.append(entry)
     state.request_count += 1
     key = request.headers.get("x-goog-api-key")
@@ -122,8 +140,10 @@ async def create_auth_token(request: Request[Any, Any, State], version: str) -> 
             "Method doesn't allow unregistered callers (callers without established identity). "
             "Please use API Key or other form of API consumer identity to call this API.",
         )
-    if key != state.api_key:
-        return google_error(400, "API key not valid. Please pass a valid API key.")
+    entry["key"] = fingerprint(key)
+    refused = state.keys.check(key, version)
+    if refused is not None:
+        return google_error(refused.code, refused.message, refused.details)
     try:
         injected = await _apply_faults(state)
     except DropConnection:
@@ -163,5 +183,6 @@ async def create_auth_token(request: Request[Any, Any, State], version: str) -> 
         setup=setup,
         field_mask=mask,
     )
+    state.keys.minted(key)
     log.info("emulator_token_minted", token_fingerprint=fingerprint(record.name), uses=uses, locked=mask is None)
     return Response({"name": record.name}, status_code=200, media_type="application/json")

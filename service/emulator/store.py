@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.emulator.keys import KeyRegistry
 from service.logging import fingerprint
 
 __all__ = ["EmulatorState", "Faults", "SessionLineage", "TokenRecord", "fingerprint"]
@@ -86,6 +87,7 @@ class EmulatorState:
         video_session_seconds: float = 120.0,
     ) -> None:
         self.api_key = api_key
+        self.keys = KeyRegistry(api_key)  # the keys auth_tokens accepts (api_key among them at first)
         self.speed = speed
         self.max_connection_seconds = max_connection_seconds
         self.goaway_lead_seconds = goaway_lead_seconds
@@ -118,11 +120,12 @@ class EmulatorState:
         return handle
 
     def reset(self) -> None:
-        """Forget tokens, requests, sessions and faults."""
+        """Forget tokens, requests, sessions, faults and added keys."""
         self.tokens.clear()
         self.handles.clear()
         self.requests.clear()
         self.sessions.clear()
         self.faults = Faults()
+        self.keys.reset()
         self.mint_count = 0
         self.request_count = 0

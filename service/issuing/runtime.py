@@ -13,11 +13,21 @@ import structlog
 from service.auth import JWTVerifier
 from service.config import Settings
 from service.errors import Overloaded, ServiceShuttingDown
+from service.issuing.blocking import Blocking
 from service.issuing.flow import TokenIssuer
 from service.issuing.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from service.metrics import Metrics
-from service.ratelimit import FailMode, FailoverRateLimiter, RateLimiter, build_limiter, connect_redis
-from service.upstream import TokenMinter
+from service.ratelimit import (
+    FailMode,
+    FailoverRateLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    build_limiter,
+    connect_redis,
+)
+from service.ratelimit.blocks import BlockStore, MemoryBlockStore, RedisBlockStore
+from service.tracing import NO_TRACING, Tracing
+from service.upstream import KeyFileWatcher, TokenMinter
 
 log = structlog.get_logger("livetoken")
 
@@ -33,19 +43,70 @@ class Readiness(msgspec.Struct, frozen=True):
     jwks: Literal["ok", "stale", "unavailable"]
 
 
+@dataclass(frozen=True)
+class Generation:
+    """The objects one configuration makes. A request takes the generation current when it starts and keeps it
+    to its end, so a reload (issuing/reload.py) never mixes two configurations in one answer."""
+
+    settings: Settings
+    verifier: JWTVerifier
+    issuer: TokenIssuer
+    blocking: Blocking
+
+
 @dataclass
 class Runtime:
     """The app's live objects. Built by `open_runtime`, reached by handlers as `app.state.runtime`."""
 
-    settings: Settings
+    current: Generation
     metrics: Metrics
-    verifier: JWTVerifier
     limiter: RateLimiter
     minter: TokenMinter
-    issuer: TokenIssuer
     draining: bool = False
     in_flight: int = 0
+    tracing: Tracing = NO_TRACING
+    key_file: KeyFileWatcher | None = None
+    _http: httpx.AsyncClient | None = field(default=None, repr=False)
+    _idempotency: IdempotencyStore | None = field(default=None, repr=False)
+    _fail_mode: FailMode | None = field(default=None, repr=False)
+    _block_store: BlockStore | None = field(default=None, repr=False)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The current configuration."""
+        return self.current.settings
+
+    @property
+    def verifier(self) -> JWTVerifier:
+        """The current configuration's JWT verifier."""
+        return self.current.verifier
+
+    @property
+    def issuer(self) -> TokenIssuer:
+        """The current configuration's token flow."""
+        return self.current.issuer
+
+    @property
+    def blocking(self) -> Blocking:
+        """Blocks, for the current configuration's issuers."""
+        return self.current.blocking
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Build the objects of `settings` on this runtime's connections, then make them current at once."""
+        if self._http is None or self._idempotency is None or self._fail_mode is None or self._block_store is None:
+            raise RuntimeError("this runtime was not opened by open_runtime")
+        self.current = await _generation(
+            settings,
+            self.metrics,
+            self._http,
+            self.limiter,
+            self._idempotency,
+            self.minter.reconfigured(settings.profiles, settings.file.upstream),
+            self._fail_mode,
+            self._block_store,
+            self.tracing,
+        )
 
     def admit(self) -> None:
         """Take one of this process's token-request places, or refuse at once (draining, or at the bound).
@@ -88,15 +149,14 @@ async def _limiter_state(limiter: RateLimiter) -> Literal["ok", "fallback", "una
     return "ok" if await limiter.ping() else "unavailable"
 
 
-async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
-    """Open connections and build the service objects; on failure, close whatever was opened."""
+async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = NO_TRACING) -> Runtime:
+    """Open connections and build the service objects, traced by `tracing`; on failure, close whatever was opened."""
     stack = AsyncExitStack()
     try:
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False, trust_env=False)
         )
-        verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
-        await verifier.start()
+        tracing.instrument_httpx(http)  # JWKS fetches
         limits = settings.file.limits
         fail_mode = FailMode(limits.fail_mode, metrics)
         idempotency: IdempotencyStore = MemoryIdempotencyStore()
@@ -106,9 +166,17 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
             timeout = float(limits.redis_timeout)
             client = connect_redis(settings.env.redis_url.reveal(), timeout, cluster=limits.redis_cluster)
             stack.push_async_callback(client.aclose)
+            tracing.instrument_redis(client)  # the idempotency store's and refunds' commands (not the lean path's)
             idempotency = RedisIdempotencyStore(client, timeout)
-        limiter = build_limiter(limits, client, metrics, fail_mode)
+        limiter = build_limiter(limits, client, metrics, fail_mode, tracing=tracing)
         stack.push_async_callback(limiter.aclose)
+        store: BlockStore
+        if client is not None:
+            store = RedisBlockStore(client, limits.key_prefix, float(limits.redis_timeout))
+        elif isinstance(limiter, MemoryRateLimiter):
+            store = MemoryBlockStore(limiter)
+        else:  # pragma: no cover - build_limiter gives memory exactly when there is no Redis
+            raise RuntimeError("no block store for this limiter")
         if settings.env.gemini_api_key is None:  # load_env requires it outside commands that never mint
             raise RuntimeError("no Gemini API key configured")
         minter = TokenMinter(
@@ -118,13 +186,50 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
             profiles=settings.profiles,
             upstream=settings.file.upstream,
             metrics=metrics,
+            fallback_keys=settings.env.gemini_api_fallback_keys,
+            tracing=tracing,
         )
         stack.push_async_callback(minter.aclose)
-        issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode)
+        key_file = None
+        if settings.env.gemini_api_key_file is not None:  # key rotation without a restart: polled, and on SIGHUP
+            key_file = KeyFileWatcher(settings.env.gemini_api_key_file, minter.keys, metrics)
+            # With a config file, the config reloader owns SIGHUP and re-reads the key file with it.
+            key_file.start(sighup=settings.config_path is None)
+            stack.push_async_callback(key_file.aclose)
+        current = await _generation(settings, metrics, http, limiter, idempotency, minter, fail_mode, store, tracing)
         # Before the lifespan lets the server accept: a new replica is ready with warm pools, not born cold.
         await limiter.warm()
         await minter.warm(settings.file.upstream.warm_connections)
     except BaseException:
         await stack.aclose()
         raise
-    return Runtime(settings, metrics, verifier, limiter, minter, issuer, _stack=stack)
+    return Runtime(
+        current,
+        metrics,
+        limiter,
+        minter,
+        tracing=tracing,
+        key_file=key_file,
+        _http=http,
+        _idempotency=idempotency,
+        _fail_mode=fail_mode,
+        _block_store=store,
+        _stack=stack,
+    )
+
+
+async def _generation(  # noqa: PLR0917 - the parts a configuration is built on, in one place
+    settings: Settings,
+    metrics: Metrics,
+    http: httpx.AsyncClient,
+    limiter: RateLimiter,
+    idempotency: IdempotencyStore,
+    minter: TokenMinter,
+    fail_mode: FailMode,
+    store: BlockStore,
+    tracing: Tracing,
+) -> Generation:
+    verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
+    await verifier.start()
+    issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode, tracing=tracing)
+    return Generation(settings, verifier, issuer, Blocking(store, [i.issuer for i in settings.file.issuers]))

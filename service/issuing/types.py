@@ -77,3 +77,43 @@ class IssueResult:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class LimitUsage(msgspec.Struct, frozen=True):
+    """Where one rate limit stands for the caller."""
+
+    name: str
+    layer: str
+    limit: int
+    period_seconds: float
+    remaining: int
+    reset_seconds: float
+
+
+class BudgetUsage(msgspec.Struct, frozen=True):
+    """What is left of one spend budget, in cost units."""
+
+    name: str
+    layer: Literal["subject", "tenant"]
+    units: int
+    period_seconds: float
+    calendar: bool
+    remaining: int
+    reset_seconds: float
+    profiles: list[str]
+
+
+class ProfileUsage(msgspec.Struct, frozen=True):
+    """How many more tokens of one profile the budgets allow (null: no budget counts this profile)."""
+
+    name: str
+    cost: int
+    tokens_left: int | None
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """What this caller has left: rate limits, budgets, and tokens per profile."""
+
+    limits: list[LimitUsage]
+    budgets: list[BudgetUsage]
+    profiles: list[ProfileUsage]

@@ -9,11 +9,13 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class LimitCheck:
-    """One GCRA rule applied to one key.
+    """One rule applied to one key.
 
-    `layer` is a bounded label ("subject", "tenant", "global", "profile") used in headers and metrics;
-    `key` identifies the bucket (already hashed/escaped by the caller, without the backend's prefix).
-    GCRA: the emission interval is `period / rate`; up to `burst` requests may pass at once.
+    `layer` is a bounded label ("subject", "tenant", "global", "profile", "budget-subject", "budget-tenant") used
+    in headers and metrics; `key` identifies the bucket (already hashed/escaped by the caller, without the
+    backend's prefix). A rate rule is GCRA: the emission interval is `period / rate`; up to `burst` units may pass
+    at once. A request spends `cost` units (1 for rate limits; a profile's cost for budgets). A calendar budget is
+    a fixed window instead: at most `burst` units until `window_end` (epoch seconds), when it starts afresh.
     """
 
     layer: str
@@ -21,11 +23,18 @@ class LimitCheck:
     rate: int
     period: float
     burst: int
+    cost: int = 1
+    window_end: float | None = None
 
     @property
     def policy_name(self) -> str:
-        """Name used in RateLimit-Policy / RateLimit headers, e.g. `subject-60s`."""
+        """Name used in RateLimit-Policy / RateLimit headers, e.g. `subject-60s`, `budget-subject-86400s`."""
         return f"{self.layer}-{self.period:g}s"
+
+    @property
+    def is_budget(self) -> bool:
+        """Whether this is a spend budget rather than a rate limit."""
+        return self.layer.startswith("budget")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +48,20 @@ class LimitState:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockHit:
+    """The request's caller (or its tenant) is blocked: which block, and for how much longer."""
+
+    block_id: str
+    remaining: float  # seconds until the block expires by itself
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of checking all rules of one request atomically (all pass, or none is charged)."""
 
     allowed: bool
     states: tuple[LimitState, ...]
+    blocked: BlockHit | None = None
 
     @property
     def retry_after(self) -> float:
@@ -60,12 +78,17 @@ class RateLimiter(Protocol):
 
     backend: str  # "redis" or "memory", for metrics and /readyz
 
-    async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
-        """Check every rule and, only if all pass, charge each one request. One round trip."""
+    async def acquire(self, checks: Sequence[LimitCheck], blocks: Sequence[str] = ()) -> Decision:
+        """Refuse if any of `blocks` is in force; else check every rule and, only if all pass, charge each its
+        cost. One round trip."""
+        ...
+
+    async def peek(self, checks: Sequence[LimitCheck]) -> Decision:
+        """Where every rule stands now, charging nothing (for GET /v1/usage). One round trip."""
         ...
 
     async def refund(self, checks: Sequence[LimitCheck]) -> None:
-        """Give back one request on each rule (used when the mint failed after acquire)."""
+        """Give back each rule's cost (used when the mint failed after acquire)."""
         ...
 
     async def ping(self) -> bool:

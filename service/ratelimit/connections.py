@@ -4,6 +4,8 @@
 `wait_for` (a task per command), a read timeout and observability hooks: about half of what a 429 costs the
 service. The limiter needs none of that around its single EVALSHA, so it keeps a small LIFO set of redis-py
 connections (same URL parsing, TLS, AUTH and hiredis parser) and bounds send and reply with one deadline.
+Redis instrumentation cannot see these commands, so each makes its own client span, with the attributes the
+instrumentation gives the shared client's (arguments never recorded: `EVALSHA ? ? …`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,39 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from service.ratelimit.deadline import RedisDeadline
+from service.tracing import NO_TRACING, Attributes, Tracing
+
+
+def redis_span_attributes(connection_kwargs: dict[str, Any]) -> Attributes:
+    """What a span of a command on these connections says about the server (as redis instrumentation says it)."""
+    attributes: dict[str, str | int] = {
+        "db.system": "redis",
+        "db.redis.database_index": int(connection_kwargs.get("db") or 0),
+    }
+    if "path" in connection_kwargs:
+        attributes.update({"server.address": str(connection_kwargs["path"]), "network.transport": "unix"})
+    else:
+        attributes["server.address"] = str(connection_kwargs.get("host", "localhost"))
+        attributes.update({"server.port": int(connection_kwargs.get("port", 6379)), "network.transport": "tcp"})
+    return attributes
 
 
 class LeanConnections:
     """At most `size` connections to one Redis; a command waits (within its deadline) for a free one."""
 
-    def __init__(self, pool: aioredis.ConnectionPool, size: int, timeout: float, wait: float | None = None) -> None:
+    def __init__(
+        self,
+        pool: aioredis.ConnectionPool,
+        size: int,
+        timeout: float,
+        wait: float | None = None,
+        *,
+        tracing: Tracing = NO_TRACING,
+    ) -> None:
         # Deadlines are ours (one per command), so the connections themselves carry none for reads and writes.
         self._kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+        self._tracing = tracing
+        self._span_attributes = redis_span_attributes(self._kwargs)
         self._factory = pool.connection_class
         self.size = size
         self._timeout = timeout
@@ -45,9 +72,13 @@ class LeanConnections:
         async with asyncio.timeout(self._wait):
             conn = self._idle.pop() if self._idle else await self._acquire()
             try:
-                async with RedisDeadline(self._timeout):
-                    await conn.send_packed_command(conn.pack_command(*args), check_health=False)
-                    reply = await conn.read_response()
+                with self._tracing.span(str(args[0]), self._span_attributes, client=True) as span:
+                    if span.is_recording():
+                        span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
+                        span.set_attribute("db.redis.args_length", len(args))
+                    async with RedisDeadline(self._timeout):
+                        await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+                        reply = await conn.read_response()
             except ResponseError:
                 self._release(conn)  # an error reply leaves the connection in step
                 raise

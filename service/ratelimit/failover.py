@@ -83,21 +83,32 @@ class FailoverRateLimiter:
             log.info("ratelimit_store_recovered")
             self._metrics.ratelimit_fallback.set(0)
 
-    def _fallback_decision(self, checks: Sequence[LimitCheck]) -> Decision:
+    def _fallback_decision(self, checks: Sequence[LimitCheck], *, charge: bool = True) -> Decision:
+        # Blocks live in Redis: while it is down, a replica failing open cannot see them (README: Operating).
         self._fail_mode.use_fallback()
-        return self._fallback.decide(checks)
+        return self._fallback.decide(checks, charge=charge)
 
-    async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
+    async def acquire(self, checks: Sequence[LimitCheck], blocks: Sequence[str] = ()) -> Decision:
         """Decide on Redis; on failure follow the fail mode."""
         if self._down and self._clock() < self._down_until:
             return self._fallback_decision(checks)
         try:
-            decision = await self.primary.acquire(checks)
+            decision = await self.primary.acquire(checks, blocks)
         except LimiterUnavailableError as exc:
             self._mark_down(str(exc))
             return self._fallback_decision(checks)
         self._mark_up()
         return decision
+
+    async def peek(self, checks: Sequence[LimitCheck]) -> Decision:
+        """Read on Redis; on failure follow the fail mode (the fallback's own view when open)."""
+        if self._down and self._clock() < self._down_until:
+            return self._fallback_decision(checks, charge=False)
+        try:
+            return await self.primary.peek(checks)
+        except LimiterUnavailableError as exc:
+            self._mark_down(str(exc))
+            return self._fallback_decision(checks, charge=False)
 
     async def refund(self, checks: Sequence[LimitCheck]) -> None:
         """Refund where the request was charged."""

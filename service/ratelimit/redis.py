@@ -8,6 +8,7 @@ if any group denies, the groups that were charged are refunded. Per-subject exac
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,9 +19,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from service.metrics import Metrics
-from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, LimitState
+from service.ratelimit.base import BlockHit, Decision, LimitCheck, LimiterUnavailableError, LimitState
 from service.ratelimit.connections import LeanConnections
 from service.ratelimit.deadline import RedisDeadline
+from service.ratelimit.remembered import RememberedRefusals
+from service.tracing import NO_TRACING, Tracing
 
 _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
@@ -56,6 +59,10 @@ def connect_redis(url: str, timeout: float, *, cluster: bool = False) -> RedisCl
     return aioredis.Redis.from_pool(blocking_pool(url, timeout))
 
 
+def _interval_us(check: LimitCheck) -> int:
+    return max(1, round(check.period / check.rate * 1_000_000))
+
+
 def _tag(key: str) -> str:
     return key[key.index("{") + 1 : key.index("}")]
 
@@ -66,13 +73,23 @@ class RedisRateLimiter:
     backend = "redis"
 
     def __init__(
-        self, client: RedisClient, *, timeout: float, prefix: str, metrics: Metrics, owns_client: bool = False
+        self,
+        client: RedisClient,
+        *,
+        timeout: float,
+        prefix: str,
+        metrics: Metrics,
+        owns_client: bool = False,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._client = client
+        self._tracing = tracing
+        self._remembered = RememberedRefusals()
         self._owns_client = owns_client
         self._cluster = isinstance(client, RedisCluster)
         self._timeout = timeout
         self._prefix = prefix + ":gcra:"
+        self._block_prefix = prefix + ":block:"
         self._metrics = metrics
         self._latency = metrics.ratelimit_latency.labels(backend="redis")
         self._ready = not self._cluster
@@ -80,7 +97,11 @@ class RedisRateLimiter:
         self._gcra = client.register_script(GCRA_SCRIPT)
         self._refund = client.register_script(REFUND_SCRIPT)
         # A single node runs every check of a request as one EVALSHA on the lean path (see connections.py).
-        self._lean = None if isinstance(client, RedisCluster) else LeanConnections(client.connection_pool, 64, timeout)
+        self._lean = (
+            None
+            if isinstance(client, RedisCluster)
+            else LeanConnections(client.connection_pool, 64, timeout, tracing=tracing)
+        )
 
     @classmethod
     def from_url(
@@ -90,12 +111,16 @@ class RedisRateLimiter:
         client = connect_redis(url, timeout, cluster=cluster)
         return cls(client, timeout=timeout, prefix=prefix, metrics=metrics, owns_client=True)
 
-    def _groups(self, checks: Sequence[LimitCheck]) -> list[list[int]]:
+    def _groups(self, checks: Sequence[LimitCheck], blocks: Sequence[str]) -> list[tuple[list[int], list[str]]]:
+        """The checks and blocks each script runs: all of them on one node; one group per hash tag on a cluster
+        (a script's keys must share a slot)."""
         if not self._cluster:
-            return [list(range(len(checks)))]
-        groups: dict[str, list[int]] = defaultdict(list)
+            return [(list(range(len(checks))), list(blocks))]
+        groups: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
         for i, c in enumerate(checks):
-            groups[_tag(c.key)].append(i)
+            groups[_tag(c.key)][0].append(i)
+        for block in blocks:
+            groups[_tag(block)][1].append(block)
         return list(groups.values())
 
     async def _ensure_ready(self) -> None:
@@ -105,20 +130,30 @@ class RedisRateLimiter:
                 await self._client.initialize()  # only RedisCluster gets here
                 self._ready = True
 
-    def _gcra_args(self, checks: Sequence[LimitCheck], idx: list[int]) -> tuple[list[str], list[int]]:
-        keys = [self._prefix + checks[i].key for i in idx]
-        args: list[int] = []
+    def _script_args(
+        self, checks: Sequence[LimitCheck], idx: list[int], blocks: list[str], charge: bool
+    ) -> tuple[list[str], list[int]]:
+        keys = [self._block_prefix + b for b in blocks] + [self._prefix + checks[i].key for i in idx]
+        args: list[int] = [len(blocks), 1 if charge else 0]
         for i in idx:
             c = checks[i]
-            args += [max(1, round(c.period / c.rate * 1_000_000)), c.burst]
+            cost = c.cost if charge else 0  # a peek asks where each rule stands, not whether one more fits
+            if c.window_end is None:
+                args += [0, _interval_us(c), c.burst, cost]
+            else:
+                args += [1, c.burst, round(c.window_end * 1_000_000), cost]
         return keys, args
 
-    async def _run_gcra(self, checks: Sequence[LimitCheck], idx: list[int]) -> list[int]:
-        keys, args = self._gcra_args(checks, idx)
+    async def _run_script(
+        self, checks: Sequence[LimitCheck], group: tuple[list[int], list[str]], charge: bool
+    ) -> list[int]:
+        keys, args = self._script_args(checks, group[0], group[1], charge)
         return [int(x) for x in await self._gcra(keys=keys, args=args)]
 
-    async def _run_gcra_lean(self, lean: LeanConnections, checks: Sequence[LimitCheck]) -> list[int]:
-        keys, args = self._gcra_args(checks, list(range(len(checks))))
+    async def _run_lean(
+        self, lean: LeanConnections, checks: Sequence[LimitCheck], blocks: Sequence[str], charge: bool
+    ) -> list[int]:
+        keys, args = self._script_args(checks, list(range(len(checks))), list(blocks), charge)
         try:
             reply = await lean.execute("EVALSHA", self._gcra.sha, len(keys), *keys, *args)
         except NoScriptError:  # a restarted or flushed Redis: load the script once and go on
@@ -126,51 +161,79 @@ class RedisRateLimiter:
             reply = await lean.execute("EVALSHA", self._gcra.sha, len(keys), *keys, *args)
         return [int(x) for x in reply]
 
-    async def acquire(self, checks: Sequence[LimitCheck]) -> Decision:
-        """See RateLimiter.acquire."""
+    async def acquire(self, checks: Sequence[LimitCheck], blocks: Sequence[str] = ()) -> Decision:
+        """See RateLimiter.acquire; a verdict Redis gave that a rule is over its limit is remembered until its retry
+        time and repeated without Redis (remembered.py)."""
+        local = self._remembered.refusal(checks)
+        if local is not None:
+            self._metrics.ratelimit_remembered.inc()
+            return local
+        decision = await self._decide(checks, blocks, charge=True)
+        self._remembered.remember(decision)
+        return decision
+
+    async def peek(self, checks: Sequence[LimitCheck]) -> Decision:
+        """See RateLimiter.peek."""
+        return await self._decide(checks, (), charge=False)
+
+    async def _decide(self, checks: Sequence[LimitCheck], blocks: Sequence[str], *, charge: bool) -> Decision:
         started = time.perf_counter()
-        groups = self._groups(checks)
+        groups = self._groups(checks, blocks)
         try:
             if self._lean is not None:  # one node: one command, bounded by the lean path's own deadline
-                replies = [await self._run_gcra_lean(self._lean, checks)]
+                replies = [await self._run_lean(self._lean, checks, blocks, charge)]
             else:
-                replies = await self._run_groups(checks, groups)
+                replies = await self._run_groups(checks, groups, charge)
         except _FAILURES as exc:
-            self._metrics.redis_errors.labels(op="acquire").inc()
+            self._metrics.redis_errors.labels(op="acquire" if charge else "peek").inc()
             raise LimiterUnavailableError(type(exc).__name__) from None
         finally:
-            self._latency.observe(time.perf_counter() - started)
+            self._latency.observe(time.perf_counter() - started, self._tracing.exemplar())
+        blocked = next(
+            (
+                BlockHit(group[1][reply[1] - 1], reply[2] / 1000 if reply[2] >= 0 else math.inf)
+                for group, reply in zip(groups, replies, strict=True)
+                if reply[0] == 2
+            ),
+            None,
+        )
         states: list[LimitState | None] = [None] * len(checks)
-        allowed = all(reply[0] == 1 for reply in replies)
-        for idx, reply in zip(groups, replies, strict=True):
+        allowed = blocked is None and all(reply[0] == 1 for reply in replies)
+        for (idx, _), reply in zip(groups, replies, strict=True):
+            if reply[0] == 2:
+                continue
             for j, i in enumerate(idx):
                 remaining, reset_us, retry_us = reply[1 + 3 * j : 4 + 3 * j]
                 states[i] = LimitState(checks[i], remaining, reset_us / 1e6, retry_us / 1e6)
-        if not allowed and len(groups) > 1:
-            charged = [checks[i] for idx, reply in zip(groups, replies, strict=True) if reply[0] == 1 for i in idx]
+        if charge and not allowed and len(groups) > 1:
+            charged = [checks[i] for (idx, _), reply in zip(groups, replies, strict=True) if reply[0] == 1 for i in idx]
             await self.refund(charged)
-        return Decision(allowed, tuple(s for s in states if s is not None))
+        return Decision(allowed, tuple(s for s in states if s is not None), blocked)
 
-    async def _run_groups(self, checks: Sequence[LimitCheck], groups: list[list[int]]) -> list[list[int]]:
+    async def _run_groups(
+        self, checks: Sequence[LimitCheck], groups: list[tuple[list[int], list[str]]], charge: bool
+    ) -> list[list[int]]:
         """Cluster: one script per hash-tag group, all inside one deadline."""
         async with RedisDeadline(self._timeout):
             if not self._ready:
                 await self._ensure_ready()
             if len(groups) == 1:
-                return [await self._run_gcra(checks, groups[0])]
-            return list(await asyncio.gather(*(self._run_gcra(checks, g) for g in groups)))
+                return [await self._run_script(checks, groups[0], charge)]
+            return list(await asyncio.gather(*(self._run_script(checks, g, charge) for g in groups)))
 
     async def refund(self, checks: Sequence[LimitCheck]) -> None:
         """See RateLimiter.refund; best effort (a lost refund only makes the limit stricter)."""
         if not checks:
             return
+        self._remembered.forget(checks)
         try:
             async with RedisDeadline(self._timeout):
-                for idx in self._groups(checks):
-                    await self._refund(
-                        keys=[self._prefix + checks[i].key for i in idx],
-                        args=[max(1, round(checks[i].period / checks[i].rate * 1_000_000)) for i in idx],
-                    )
+                for idx, _ in self._groups(checks, ()):
+                    args: list[int] = []
+                    for i in idx:
+                        c = checks[i]
+                        args += [0 if c.window_end is None else 1, _interval_us(c), c.cost]
+                    await self._refund(keys=[self._prefix + checks[i].key for i in idx], args=args)
         except _FAILURES:
             self._metrics.redis_errors.labels(op="refund").inc()
 

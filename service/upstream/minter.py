@@ -6,13 +6,16 @@ The same code path serves Google and the emulator: only the base URL, API key an
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import random
 import ssl
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import httpx
@@ -24,8 +27,10 @@ from google.genai import types
 from service.config import ProfileConfig, Secret, UpstreamConfig
 from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from service.metrics import Metrics
+from service.tracing import NO_TRACING, Tracing
 from service.upstream.circuit import CircuitBreaker
 from service.upstream.constraints import build_constraints
+from service.upstream.keys import ApiKey, ApiKeyRing, key_refusal
 from service.upstream.sdk import sdk_http_options, token_request_sender
 
 try:  # the SDK sends through httpx2 when it is installed (a fork with its own exception classes)
@@ -47,6 +52,8 @@ ATTEMPT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 log = structlog.get_logger("livetoken.upstream")
+# The SDK client never holds a real key: each attempt carries the key the ring chose in its own headers.
+KEY_SET_PER_ATTEMPT = "set-per-attempt-by-the-key-ring"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,8 @@ class TokenMinter:
         profiles: dict[str, ProfileConfig],
         upstream: UpstreamConfig,
         metrics: Metrics,
+        fallback_keys: Sequence[Secret] = (),
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         # The SDK flags token creation as experimental on every call; we pin the SDK and test it instead.
         warnings.filterwarnings("ignore", category=genai_errors.ExperimentalWarning)
@@ -89,25 +98,16 @@ class TokenMinter:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             trust_env=False,
+            trace_configs=tracing.aiohttp_trace_configs(),  # traced: a client span per call, `traceparent` sent
         )
+        self._tracing = tracing
         options.aiohttp_client = self._session
-        self._client = genai.Client(api_key=api_key.reveal(), http_options=options)
+        self.keys = ApiKeyRing((api_key, *fallback_keys), float(upstream.key_cooldown), metrics)
+        self._client = genai.Client(api_key=KEY_SET_PER_ATTEMPT, http_options=options)
         self._profiles = profiles
         self._constraints = {name: build_constraints(p) for name, p in profiles.items()}
         self._sender = token_request_sender(self._client)  # fails here, at start-up, on an incompatible SDK
-        now = datetime.now(UTC)
-        self._templates = {
-            (name, voice): self._sender.request_body(
-                types.CreateAuthTokenConfig(
-                    uses=profiles[name].uses,
-                    expire_time=now,
-                    new_session_expire_time=now,
-                    live_connect_constraints=constraints,
-                ),
-            )
-            for name, by_voice in self._constraints.items()
-            for voice, constraints in by_voice.items()
-        }
+        self._templates = self._build_templates()
         self._cfg = upstream
         self._metrics = metrics
         self._latency_ok = metrics.upstream_latency.labels(outcome="ok")
@@ -117,12 +117,40 @@ class TokenMinter:
             on_change=lambda s: metrics.circuit_state.set(1 if s == "open" else 0),
         )
 
+    def _build_templates(self) -> dict[tuple[str, str | None], dict[str, Any]]:
+        now = datetime.now(UTC)
+        return {
+            (name, voice): self._sender.request_body(
+                types.CreateAuthTokenConfig(
+                    uses=self._profiles[name].uses,
+                    expire_time=now,
+                    new_session_expire_time=now,
+                    live_connect_constraints=constraints,
+                ),
+            )
+            for name, by_voice in self._constraints.items()
+            for voice, constraints in by_voice.items()
+        }
+
+    def reconfigured(self, profiles: dict[str, ProfileConfig], upstream: UpstreamConfig) -> TokenMinter:
+        """A minter for a reloaded configuration: new profiles (their locked setups and request templates) and
+        retry settings, on this one's HTTP session, SDK client, API keys and circuit breaker. Only the original
+        is closed (by the runtime)."""
+        other = copy.copy(self)
+        other._profiles = profiles
+        other._constraints = {name: build_constraints(p) for name, p in profiles.items()}
+        other._templates = other._build_templates()
+        other._cfg = upstream
+        self.keys.set_cooldown(float(upstream.key_cooldown))  # one ring, shared by every generation
+        return other
+
     def constraints(self, profile: str, voice: str | None) -> types.LiveConnectConstraints:
         """The locked setup a token for (profile, voice) carries."""
         return self._constraints[profile][voice]
 
-    async def mint(self, profile_name: str, voice: str | None) -> MintedToken:
-        """Mint one token, retrying transient failures inside the upstream deadline."""
+    async def mint(self, profile_name: str, voice: str | None) -> MintedToken:  # noqa: PLR0915 - one attempt loop: the deadline, retries, key fallback and the circuit read best together
+        """Mint one token, retrying transient failures inside the upstream deadline, moving to the next API key
+        at once when Google refuses one."""
         if not self.circuit.allow():
             raise UpstreamUnavailable(retry_after=self.circuit.retry_after() or 1.0)
         profile = self._profiles[profile_name]
@@ -131,23 +159,35 @@ class TokenMinter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cfg.deadline
         attempt = 0
+        calls = 0  # HTTP calls this mint made (retries and key fallbacks), each an attempt span when traced
+        keys = self.keys.attempt_order()
+        key = keys[0]
         while True:
             now = datetime.now(UTC)
             expire = now + timedelta(seconds=profile.effective_session_ttl)
             new_session = now + timedelta(seconds=profile.new_session_ttl)
             # Timezone-aware datetimes serialised as the SDK does (isoformat), so Google sees an offset.
             body = {**template, "expireTime": expire.isoformat(), "newSessionExpireTime": new_session.isoformat()}
-            request = self._sender.request(json.dumps(body).encode())  # as the SDK encodes it: the same bytes
+            request = self._sender.request(json.dumps(body).encode(), key.secret.reveal())  # the SDK's bytes
             budget = min(self._cfg.attempt_timeout, deadline - loop.time())
             started = time.perf_counter()
             try:
                 if budget <= 0:
                     raise TimeoutError
-                async with asyncio.timeout(budget):
-                    answer = await self._sender.send_once(request)
+                calls += 1
+                with self._tracing.span(
+                    "livetoken.mint.attempt",
+                    {"livetoken.mint.attempt": calls, "livetoken.upstream.key": key.fingerprint},
+                ):
+                    async with asyncio.timeout(budget):
+                        answer = await self._sender.send_once(request)
             except ATTEMPT_ERRORS as exc:
                 kind = self._classify(exc, started)
                 if kind == "rejected":
+                    following = self._key_after(exc, key, keys)
+                    if following is not None:
+                        key = following
+                        continue  # the same mint, at once, with the next key: not a retry
                     self.circuit.release()
                     raise UpstreamRejected from None
                 self.circuit.record_failure()
@@ -162,7 +202,8 @@ class TokenMinter:
                 self._metrics.upstream_retries.inc()
                 await asyncio.sleep(backoff)
                 continue
-            self._latency_ok.observe(time.perf_counter() - started)
+            self._latency_ok.observe(time.perf_counter() - started, self._tracing.exemplar())
+            self.keys.accepted(key)
             name = _token_name(answer)
             if not name.startswith("auth_tokens/") or len(name) > 512:
                 self.circuit.release()
@@ -170,6 +211,19 @@ class TokenMinter:
                 raise UpstreamRejected("The Live API returned an unexpected answer.")
             self.circuit.record_success()
             return MintedToken(name, expire, new_session, profile.uses, constraints)
+
+    def _key_after(self, exc: Exception, key: ApiKey, keys: tuple[ApiKey, ...]) -> ApiKey | None:
+        """If Google refused `key` itself: count it, put it behind the others, and return the key to try next
+        (None when it was the last; that is logged)."""
+        reason = key_refusal(exc.code, exc.details) if isinstance(exc, genai_errors.APIError) else None
+        if reason is None:
+            return None
+        position = keys.index(key) + 1
+        following = keys[position] if position < len(keys) else None
+        self.keys.refused(key, reason, next_key=following)
+        if following is None:
+            log.error("upstream_all_keys_refused", keys=[k.fingerprint for k in keys])
+        return following
 
     def _classify(self, exc: Exception, started: float) -> str:
         """Name the failure for metrics and decide: 'rejected' (final) or a retryable kind."""
@@ -183,7 +237,7 @@ class TokenMinter:
         else:  # transport, OS and TLS errors: the rest of ATTEMPT_ERRORS
             kind = "connection"
         self._metrics.upstream_errors.labels(kind="4xx" if kind == "rejected" else kind).inc()
-        self._metrics.upstream_latency.labels(outcome="error").observe(elapsed)
+        self._metrics.upstream_latency.labels(outcome="error").observe(elapsed, self._tracing.exemplar())
         log.info("upstream_attempt_failed", kind=kind, error_type=type(exc).__name__)
         return kind
 

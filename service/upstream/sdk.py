@@ -24,6 +24,7 @@ from google.genai import types
 from service.upstream.endpoints import API_VERSION
 
 SUPPORTED_SDK = ">=3.6,<3.7"
+API_KEY_HEADER = "x-goog-api-key"  # where the SDK's request template carries the API key
 
 
 class SdkIncompatibleError(Exception):
@@ -97,10 +98,13 @@ class TokenRequestSender:
         body = self._bidi_to_token_setup(body, config)
         return dict(self._encode_unserializable(self._convert_to_dict(body)))
 
-    def request(self, data: bytes) -> Any:
-        """The SDK-built request for POST auth_tokens (built once, copied per attempt) carrying `data`."""
+    def request(self, data: bytes, api_key: str) -> Any:
+        """The SDK-built request for POST auth_tokens (built once, copied per attempt) carrying `data`, with
+        `api_key` in the header where the SDK puts it (same name, same place: the same bytes on the wire)."""
         t = self._template
-        return self._http_request(method=t.method, url=t.url, headers=dict(t.headers), data=data, timeout=t.timeout)
+        headers = dict(t.headers)
+        headers[API_KEY_HEADER] = api_key
+        return self._http_request(method=t.method, url=t.url, headers=headers, data=data, timeout=t.timeout)
 
     async def open_connections(self, session: Any, count: int, each_within: float) -> int:
         """Open up to `count` pooled connections to the upstream host (TCP + TLS handshakes done now, not under

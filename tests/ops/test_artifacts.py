@@ -137,10 +137,10 @@ def test_compose_uses_only_variables_the_service_reads() -> None:
 
 
 def test_compose_wires_service_redis_emulator_prometheus() -> None:
-    """Four services; ports and paths match the configs they mount."""
+    """The services (tracing's are checked in tests/tracing/test_deploy.py); ports and paths match the configs."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "emulator", "livetoken", "prometheus"}
+    assert set(services) == {"redis", "emulator", "livetoken", "prometheus", "otel-collector", "jaeger"}
     svc_env = services["livetoken"]["environment"]
     assert svc_env["LIVETOKEN_REDIS_URL"].startswith("redis://redis:6379")
     port = load_file_config(ROOT / "deploy" / "compose" / "livetoken.toml").server.port
@@ -198,8 +198,27 @@ def test_deployment_is_hardened_and_probes_real_routes() -> None:
     assert dep["terminationGracePeriodSeconds"] > grace
     env = {e["name"]: e for e in container["env"]}
     assert set(env) <= env_vars_the_service_reads()
-    for name in ("LIVETOKEN_GEMINI_API_KEY", "LIVETOKEN_REDIS_URL"):
-        assert "secretKeyRef" in env[name]["valueFrom"]
+    assert "secretKeyRef" in env["LIVETOKEN_REDIS_URL"]["valueFrom"]
+    assert "LIVETOKEN_GEMINI_API_KEY" not in env  # a file from a Secret volume instead: it can be rotated
+
+
+def test_the_api_key_file_comes_from_a_secret_volume_the_kubelet_updates() -> None:
+    """LIVETOKEN_GEMINI_API_KEY_FILE names a file of a Secret volume mounted whole (a subPath mount is never
+    updated, so a rotation would need a restart), readable by the pod's group, holding a key the example Secret
+    defines."""
+    spec = k8s_docs()["Deployment"]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    path = Path({e["name"]: e for e in container["env"]}["LIVETOKEN_GEMINI_API_KEY_FILE"]["value"])
+    mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+    assert "subPath" not in mount
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])["secret"]
+    assert [item["path"] for item in volume["items"]] == [path.name]
+    assert volume["defaultMode"] & 0o040  # group-readable: the files are root-owned with the pod's fsGroup
+    assert not volume["defaultMode"] & 0o007
+    example = yaml.safe_load((K8S / "secret.example.yaml").read_text())
+    assert volume["secretName"] == example["metadata"]["name"]
+    assert [item["key"] for item in volume["items"]] == ["gemini-api-keys"]
+    assert "gemini-api-keys" in example["stringData"]
 
 
 def test_network_policy_limits_ingress_and_egress() -> None:

@@ -17,8 +17,10 @@ from service.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
     checks_for,
+    connect_redis,
     ratelimit_headers,
 )
+from service.ratelimit.blocks import BlockRecord, MemoryBlockStore, RedisBlockStore
 from tests.support.waiting import until
 
 
@@ -147,3 +149,67 @@ async def test_two_limiters_sharing_redis_admit_exactly_the_limit(redis_url: str
     await a.aclose()
     await b.aclose()
     assert sum(d.allowed for d in results) == 10
+
+
+def budget(key: str, units: int, period: float, cost: int, window_end: float | None = None) -> LimitCheck:
+    """A budget spending `cost` units of `units` per `period` (a calendar window when `window_end` is set)."""
+    return LimitCheck("budget-subject", f"{{{key}}}:b", units, period, units, cost, window_end)
+
+
+async def test_a_budget_spends_each_requests_cost(limiter: RateLimiter) -> None:
+    """30 units a day at 15 a token: two tokens, then a refusal whose retry is the time 15 units take to refill
+    (12 h), with the units left reported at each step."""
+    checks = [budget("cost", units=30, period=86400, cost=15)]
+    decisions = [await limiter.acquire(checks) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert [d.states[0].remaining for d in decisions] == [15, 0, 0]
+    assert 43_100 < decisions[2].retry_after <= 43_200
+
+
+async def test_a_calendar_budget_refuses_until_its_window_ends(limiter: RateLimiter) -> None:
+    """A window of 20 units ending in 100 s: 20 at cost 10 pass, the next waits for the window's end."""
+    ends = time.time() + 100
+    checks = [budget("window", units=20, period=86400, cost=10, window_end=ends)]
+    decisions = [await limiter.acquire(checks) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert [d.states[0].remaining for d in decisions] == [10, 0, 0]
+    assert 98 < decisions[2].retry_after <= 100
+
+
+async def test_peek_reports_without_charging(limiter: RateLimiter) -> None:
+    """Peeking twice changes nothing: the units left stay what one acquire left."""
+    spend = [budget("peek", units=30, period=86400, cost=10), rule("peek-rate", rate=5, period=60, burst=5)]
+    assert (await limiter.acquire(spend)).allowed
+    first, second = await limiter.peek(spend), await limiter.peek(spend)
+    assert [s.remaining for s in first.states] == [s.remaining for s in second.states] == [20, 4]
+
+
+async def test_a_refund_gives_back_the_cost(limiter: RateLimiter) -> None:
+    """A failed mint's refund returns its 15 units, for rolling and calendar budgets alike."""
+    rolling = [budget("refund-r", units=30, period=86400, cost=15)]
+    window = [budget("refund-w", units=30, period=86400, cost=15, window_end=time.time() + 100)]
+    for checks in (rolling, window):
+        assert (await limiter.acquire(checks)).allowed
+        assert (await limiter.acquire(checks)).allowed
+        await limiter.refund(checks)
+        assert (await limiter.acquire(checks)).allowed
+        assert not (await limiter.acquire(checks)).allowed
+
+
+async def test_a_block_refuses_before_anything_is_charged(limiter: RateLimiter, request: pytest.FixtureRequest) -> None:
+    """With a block in force the decision says which, with its time left, and no rule is charged."""
+    checks = [rule("blocked", rate=1, period=3600, burst=1)]
+    block = "{blocked}"
+    record = BlockRecord(layer="subject", who="x", created_at=time.time(), expires_at=time.time() + 30)
+    if isinstance(limiter, MemoryRateLimiter):
+        await MemoryBlockStore(limiter).put(block, record)
+    else:
+        client = connect_redis(request.getfixturevalue("redis_url"), 1.0)
+        await RedisBlockStore(client, "t", 1.0).put(block, record)
+        await client.aclose()
+    refused = await limiter.acquire(checks, [block, "{other}"])
+    assert not refused.allowed
+    assert refused.blocked is not None
+    assert refused.blocked.block_id == block
+    assert 29 < refused.blocked.remaining <= 30
+    assert (await limiter.acquire(checks, ["{other}"])).allowed  # the burst of 1 was not spent by the refusal

@@ -126,3 +126,11 @@ class EmulatorProcess:
     def clear_faults(self) -> None:
         """No faults."""
         self.admin("DELETE", "/faults")
+
+    def set_key(self, key: str, state: str = "valid") -> None:
+        """Add an API key or change its state (valid, revoked, expired, blocked, leaked)."""
+        self.admin("POST", "/keys", json={"key": key, "state": state})
+
+    def key_usage(self) -> dict[str, dict[str, Any]]:
+        """auth_tokens requests, refusals and mints by API key fingerprint (every key configured or seen)."""
+        return {entry["key"]: entry for entry in self.admin("GET", "/keys")}

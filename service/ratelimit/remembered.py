@@ -1,0 +1,80 @@
+"""Remembered over-limit verdicts: a caller flooding past its limit is refused here, without Redis.
+
+When Redis says a rule is over its limit it also says when one more request could pass (the GCRA retry time).
+Until then Redis would refuse every request on that rule too, so the replica remembers the verdict and refuses
+locally (as envoy's rate-limit service does with its local over-limit cache): a flood costs no round trip.
+Exactness across replicas holds, since only refusals are remembered and none outlives Redis's own retry time.
+What can differ: a refund (a failed mint) on another replica gives an allowance back that this replica only
+sees once its remembered retry time has passed; a refund here forgets the verdicts at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from service.ratelimit.base import Decision, LimitCheck, LimitState
+
+
+def _slot(check: LimitCheck) -> str:
+    # A budget's verdict holds for this cost only: a cheaper profile may still fit in what is left.
+    return f"{check.key}#{check.cost}"
+
+
+class RememberedRefusals:
+    """At most `max_entries` verdicts, each until its retry time (bounded memory: the oldest go first)."""
+
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._until: dict[str, tuple[float, float, tuple[LimitState, ...]]] = {}
+        self._max = max_entries
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def refusal(self, checks: Sequence[LimitCheck]) -> Decision | None:
+        """A refusal Redis would give now for one of `checks`, or None (ask Redis)."""
+        if not self._until:
+            return None
+        now = self._clock()
+        for check in checks:
+            entry = self._until.get(_slot(check))
+            if entry is None:
+                continue
+            until, seen, states = entry
+            if until <= now:
+                del self._until[_slot(check)]
+                continue
+            elapsed = now - seen
+            return Decision(
+                False,
+                tuple(
+                    LimitState(
+                        s.check, s.remaining, max(0.0, s.reset_after - elapsed), max(0.0, s.retry_after - elapsed)
+                    )
+                    for s in states
+                ),
+            )
+        return None
+
+    def remember(self, decision: Decision) -> None:
+        """Keep the over-limit verdicts of a refusal Redis just gave (never a block: an unblock must count at once)."""
+        if decision.allowed or decision.blocked is not None:
+            return
+        now = self._clock()
+        for state in decision.states:
+            if state.retry_after > 0:
+                if len(self._until) >= self._max:
+                    self._evict(now)
+                self._until[_slot(state.check)] = (now + state.retry_after, now, decision.states)
+
+    def forget(self, checks: Sequence[LimitCheck]) -> None:
+        """A refund here gave allowance back: these rules' verdicts no longer hold."""
+        for check in checks:
+            self._until.pop(_slot(check), None)
+
+    def _evict(self, now: float) -> None:
+        for slot in [s for s, (until, _, _) in self._until.items() if until <= now]:
+            del self._until[slot]
+        while len(self._until) >= self._max:
+            del self._until[next(iter(self._until))]
