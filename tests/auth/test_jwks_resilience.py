@@ -23,7 +23,6 @@ from service.auth.jwk_set import SKIP_REASONS
 from service.config import ConfigError, Duration, IssuerConfig
 from service.errors import InvalidToken
 from service.metrics import Metrics
-from tests.auth.raw_jwks import RawJWKSServer
 from tests.auth.signing import AUD, Keys, claims, public_jwk, sign
 from tests.support.jwks_server import JWKSServer
 
@@ -150,7 +149,8 @@ async def test_a_good_refresh_after_a_failed_one_is_ok_again(keys: Keys, es_jwks
 )
 async def test_start_up_with_a_broken_jwks_raises_nothing_and_says_unavailable(keys: Keys, body: bytes) -> None:
     """start() returns; one warning line says why; tokens get the generic 401; the status is unavailable."""
-    server = RawJWKSServer(body)
+    server = JWKSServer()
+    server.raw = body
     try:
         metrics = Metrics()
         with capture_logs() as logs:

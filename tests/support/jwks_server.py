@@ -10,10 +10,12 @@ from typing import Any
 
 
 class JWKSServer:
-    """Serves `self.jwks` at /jwks.json; `mode` = ok | down (500) | garbage | huge | slow."""
+    """Serves `self.jwks` at /jwks.json (or exactly `self.raw`, for bodies json.dumps can't write); `mode` = ok |
+    down (500) | garbage | huge."""
 
     def __init__(self) -> None:
         self.jwks: dict[str, Any] = {"keys": []}
+        self.raw: bytes | None = None
         self.mode = "ok"
         self.delay = 0.0
         self.hits = 0
@@ -35,7 +37,7 @@ class JWKSServer:
                 elif owner.mode == "huge":
                     body = b'{"keys": [' + b'{"kty": "RSA"},' * 100_000 + b"{}]}"
                 else:
-                    body = json.dumps(owner.jwks).encode()
+                    body = owner.raw if owner.raw is not None else json.dumps(owner.jwks).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
