@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -14,9 +16,9 @@ from service.api.routes import authenticate
 from service.api.token_route import NO_STORE
 from service.auth import CallerIdentity, satisfies
 from service.config import Duration
-from service.errors import AdminForbidden, MalformedRequest, NotFound
+from service.errors import AdminForbidden, MalformedRequest, NotFound, RateLimiterUnavailable
 from service.issuing import Generation, Runtime
-from service.ratelimit.blocks import BlockRecord
+from service.ratelimit.blocks import BlockRecord, BlockStoreUnavailableError
 
 
 class BlockRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -33,6 +35,15 @@ class BlockList(msgspec.Struct, frozen=True):
     """The blocks in force, soonest to expire first."""
 
     blocks: list[BlockRecord]
+
+
+@asynccontextmanager
+async def _store_errors() -> AsyncIterator[None]:
+    """Redis down: the same fast 503 the limiter gives, not a 500."""
+    try:
+        yield
+    except BlockStoreUnavailableError:
+        raise RateLimiterUnavailable(retry_after=1.0) from None
 
 
 async def _operator(request: Request[Any, Any, State]) -> tuple[Runtime, Generation, CallerIdentity]:
@@ -61,7 +72,8 @@ class AdminController(Controller):
     async def list_blocks(self, request: Request[Any, Any, State]) -> Response[BlockList]:
         """Every block in force."""
         _, gen, _ = await _operator(request)
-        return Response(BlockList(await gen.blocking.all()), headers=NO_STORE)
+        async with _store_errors():
+            return Response(BlockList(await gen.blocking.all()), headers=NO_STORE)
 
     @post(
         "/",
@@ -78,14 +90,15 @@ class AdminController(Controller):
             seconds = float(Duration.parse(data.duration))
         except ValueError:
             raise MalformedRequest('duration: expected a duration such as "30m", "1h" or "7d".') from None
-        record = await gen.blocking.block(
-            subject=data.subject,
-            issuer=data.issuer,
-            tenant=data.tenant,
-            seconds=seconds,
-            reason=data.reason,
-            by=f"admin:{operator.subject}",
-        )
+        async with _store_errors():
+            record = await gen.blocking.block(
+                subject=data.subject,
+                issuer=data.issuer,
+                tenant=data.tenant,
+                seconds=seconds,
+                reason=data.reason,
+                by=f"admin:{operator.subject}",
+            )
         rt.metrics.inc(rt.metrics.block_changes, "block")
         return Response(record, status_code=201, headers=NO_STORE)
 
@@ -99,8 +112,10 @@ class AdminController(Controller):
     ) -> None:
         """Lift a block (404 when there was none)."""
         rt, gen, operator = await _operator(request)
-        if not await gen.blocking.unblock(
-            subject=subject, issuer=issuer, tenant=tenant, by=f"admin:{operator.subject}"
-        ):
+        async with _store_errors():
+            lifted = await gen.blocking.unblock(
+                subject=subject, issuer=issuer, tenant=tenant, by=f"admin:{operator.subject}"
+            )
+        if not lifted:
             raise NotFound("No such block.")
         rt.metrics.inc(rt.metrics.block_changes, "unblock")

@@ -85,12 +85,12 @@ class ConfigReloader:
             current = self._current()
             try:
                 new = read_settings(current)
+                await self._apply(new)
             except ConfigError as exc:
                 message = " ".join(str(exc).splitlines())
                 self._metrics.inc(self._metrics.config_reloads, "refused")
                 log.error("config_reload_refused", trigger=trigger, error=message)
                 return False
-            await self._apply(new)
             self._metrics.inc(self._metrics.config_reloads, "ok")
             log.info("config_reloaded", trigger=trigger, profiles=sorted(new.profiles))
             return True

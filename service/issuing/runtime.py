@@ -11,7 +11,7 @@ import msgspec
 import structlog
 
 from service.auth import JWTVerifier
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.errors import Overloaded, ServiceShuttingDown
 from service.issuing.blocking import Blocking
 from service.issuing.flow import TokenIssuer
@@ -93,10 +93,19 @@ class Runtime:
         return self.current.blocking
 
     async def reconfigure(self, settings: Settings) -> None:
-        """Build the objects of `settings` on this runtime's connections, then make them current at once."""
+        """Build the objects of `settings` on this runtime's connections, then make them current at once.
+
+        Unchanged issuers keep their verifier (its JWKS caches and remembered tokens); new ones must load their
+        keys, or the reload is refused (ConfigError) rather than turning every caller away.
+        """
         if self._http is None or self._idempotency is None or self._fail_mode is None or self._block_store is None:
             raise RuntimeError("this runtime was not opened by open_runtime")
-        self.current = await _generation(
+        old = self.current
+        verifier = None
+        same_issuers = settings.file.issuers == old.settings.file.issuers
+        if same_issuers and dict(settings.env.issuer_secrets) == dict(old.settings.env.issuer_secrets):
+            verifier = old.verifier
+        current = await _generation(
             settings,
             self.metrics,
             self._http,
@@ -106,7 +115,11 @@ class Runtime:
             self._fail_mode,
             self._block_store,
             self.tracing,
+            verifier,
         )
+        if current.verifier.jwks_status() == "unavailable" and old.verifier.jwks_status() != "unavailable":
+            raise ConfigError("issuers: the new issuers' keys (JWKS) could not be loaded; nothing was changed")
+        self.current = current
 
     def admit(self) -> None:
         """Take one of this process's token-request places, or refuse at once (draining, or at the bound).
@@ -228,8 +241,10 @@ async def _generation(  # noqa: PLR0917 - the parts a configuration is built on,
     fail_mode: FailMode,
     store: BlockStore,
     tracing: Tracing,
+    verifier: JWTVerifier | None = None,
 ) -> Generation:
-    verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
-    await verifier.start()
+    if verifier is None:
+        verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
+        await verifier.start()
     issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode, tracing=tracing)
     return Generation(settings, verifier, issuer, Blocking(store, [i.issuer for i in settings.file.issuers]))

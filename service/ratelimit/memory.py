@@ -97,6 +97,8 @@ class MemoryRateLimiter:
             del self._windows[key]
         while len(self._tats) >= self._max_keys:
             self._tats.pop(next(iter(self._tats)))
+        while len(self._windows) >= self._max_keys:
+            self._windows.pop(next(iter(self._windows)))
 
     async def acquire(self, checks: Sequence[LimitCheck], blocks: Sequence[str] = ()) -> Decision:
         """See RateLimiter.acquire."""

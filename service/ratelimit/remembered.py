@@ -25,7 +25,7 @@ class RememberedRefusals:
     """At most `max_entries` verdicts, each until its retry time (bounded memory: the oldest go first)."""
 
     def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self._until: dict[str, tuple[float, float, tuple[LimitState, ...]]] = {}
+        self._until: dict[str, tuple[float, float, LimitState]] = {}
         self._max = max_entries
         self._clock = clock
 
@@ -41,19 +41,14 @@ class RememberedRefusals:
             entry = self._until.get(_slot(check))
             if entry is None:
                 continue
-            until, seen, states = entry
+            until, seen, state = entry
             if until <= now:
                 del self._until[_slot(check)]
                 continue
+            # Only this rule's own verdict: it may be shared (the global rule), and others' rules are not ours.
             elapsed = now - seen
             return Decision(
-                False,
-                tuple(
-                    LimitState(
-                        s.check, s.remaining, max(0.0, s.reset_after - elapsed), max(0.0, s.retry_after - elapsed)
-                    )
-                    for s in states
-                ),
+                False, (LimitState(check, state.remaining, max(0.0, state.reset_after - elapsed), until - now),)
             )
         return None
 
@@ -66,7 +61,7 @@ class RememberedRefusals:
             if state.retry_after > 0:
                 if len(self._until) >= self._max:
                     self._evict(now)
-                self._until[_slot(state.check)] = (now + state.retry_after, now, decision.states)
+                self._until[_slot(state.check)] = (now + state.retry_after, now, state)
 
     def forget(self, checks: Sequence[LimitCheck]) -> None:
         """A refund here gave allowance back: these rules' verdicts no longer hold."""

@@ -88,3 +88,18 @@ def test_the_memory_is_bounded() -> None:
     assert len(memory) == 3
     assert memory.refusal([_rule("c0")]) is None
     assert memory.refusal([_rule("c9")]) is not None
+
+
+def test_a_shared_rules_verdict_carries_only_that_rule() -> None:
+    """A's refusal had its own budget (80 000 s) and the global rule (0.5 s) over: B, who shares only the global
+    rule, is refused for the global rule's 0.5 s with that rule's state alone, never A's budget."""
+    from service.ratelimit import Decision, LimitState
+
+    memory = RememberedRefusals()
+    a_budget = _rule("a-budget", layer="budget-subject")
+    shared = _rule("global", layer="global")
+    memory.remember(Decision(False, (LimitState(a_budget, 0, 80_000.0, 80_000.0), LimitState(shared, 0, 0.5, 0.5))))
+    refusal = memory.refusal([_rule("b-subject"), shared])
+    assert refusal is not None
+    assert [s.check.layer for s in refusal.states] == ["global"]
+    assert 0 < refusal.retry_after <= 0.5

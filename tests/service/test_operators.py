@@ -264,3 +264,28 @@ async def test_the_admin_endpoint_blocks_for_operators_only(tmp_path: Path, emul
     async with running_app(plain) as client:
         missing = await client.get("/v1/admin/blocks", headers=operator)
     assert missing.status_code == 404
+
+
+async def test_the_admin_endpoint_answers_503_when_redis_is_down(tmp_path: Path, emulator: Any) -> None:
+    """Redis stopped: listing, blocking and unblocking answer the limiter's fast 503 with Retry-After, never a 500."""
+    from tests.support.redis_proc import RedisProcess
+
+    redis_proc = RedisProcess()
+    redis_proc.start()
+    extra = '\n[admin]\nrequire = { scopes = ["livetoken:admin"] }\n'
+    settings = build_settings(write_config(tmp_path, extra=extra), service_env(emulator, redis_proc.url))
+    operator = auth(sub="ops", scopes="livetoken:admin")
+    try:
+        async with running_app(settings) as client:
+            redis_proc.stop()
+            answers = [
+                await client.get("/v1/admin/blocks", headers=operator),
+                await client.post("/v1/admin/blocks", json={"subject": "x"}, headers=operator),
+                await client.delete("/v1/admin/blocks", params={"subject": "x"}, headers=operator),
+            ]
+    finally:
+        redis_proc.close()
+    for answer in answers:
+        assert answer.status_code == 503
+        assert answer.json()["type"] == "https://livetoken.dev/problems/rate-limiter-unavailable"
+        assert answer.headers["retry-after"] == "1"

@@ -157,3 +157,23 @@ def test_a_request_in_flight_finishes_on_the_config_it_started_with(
         after = httpx.post(url + "/v1/tokens", json={"profile": "voice"}, headers=auth(sub="later"), timeout=10)
     assert result == [201]
     assert after.status_code == 404
+
+
+async def test_a_reload_with_the_same_issuers_keeps_their_verifier(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """Reloading a file whose issuers did not change keeps the running verifier (its JWKS caches and remembered
+    tokens) while the flow takes the new profiles."""
+    from tests.support.service import build_settings, running_app
+
+    config = write_config(tmp_path)
+    settings = build_settings(config, service_env(emulator, redis_url))
+    async with running_app(settings) as client:
+        runtime = client.app.state.runtime
+        before = runtime.current
+        config.write_text(config.read_text() + EXTRA_PROFILE)
+        await runtime.reconfigure(build_settings(config, service_env(emulator, redis_url)))
+        after = runtime.current
+    assert after is not before
+    assert after.verifier is before.verifier
+    assert "extra" in after.settings.profiles
