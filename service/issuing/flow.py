@@ -161,7 +161,7 @@ class TokenIssuer:
                 with self._tracing.span("livetoken.mint", {"livetoken.profile": req.profile}):
                     token = await self._minter.mint(req.profile, voice)
             except Exception:
-                await self._limiter.refund(checks)
+                await self._limiter.refund(checks, in_memory=decision.in_memory)
                 raise
         except Exception:
             if idem_key is not None:

@@ -62,6 +62,7 @@ class Decision:
     allowed: bool
     states: tuple[LimitState, ...]
     blocked: BlockHit | None = None
+    in_memory: bool = False  # charged by a replica's memory (fail open) rather than Redis: refund it there
 
     @property
     def retry_after(self) -> float:
@@ -87,8 +88,8 @@ class RateLimiter(Protocol):
         """Where every rule stands now, charging nothing (for GET /v1/usage). One round trip."""
         ...
 
-    async def refund(self, checks: Sequence[LimitCheck]) -> None:
-        """Give back each rule's cost (used when the mint failed after acquire)."""
+    async def refund(self, checks: Sequence[LimitCheck], *, in_memory: bool = False) -> None:
+        """Give back each rule's cost (used when the mint failed after acquire), where the decision charged it."""
         ...
 
     async def ping(self) -> bool:

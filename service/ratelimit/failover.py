@@ -6,6 +6,7 @@ is down; then one request probes it again. Recovery is automatic.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -86,7 +87,7 @@ class FailoverRateLimiter:
     def _fallback_decision(self, checks: Sequence[LimitCheck], *, charge: bool = True) -> Decision:
         # Blocks live in Redis: while it is down, a replica failing open cannot see them (README: Operating).
         self._fail_mode.use_fallback()
-        return self._fallback.decide(checks, charge=charge)
+        return dataclasses.replace(self._fallback.decide(checks, charge=charge), in_memory=True)
 
     async def acquire(self, checks: Sequence[LimitCheck], blocks: Sequence[str] = ()) -> Decision:
         """Decide on Redis; on failure follow the fail mode."""
@@ -110,9 +111,9 @@ class FailoverRateLimiter:
             self._mark_down(str(exc))
             return self._fallback_decision(checks, charge=False)
 
-    async def refund(self, checks: Sequence[LimitCheck]) -> None:
-        """Refund where the request was charged."""
-        if self._down and self._fail_mode.is_open:
+    async def refund(self, checks: Sequence[LimitCheck], *, in_memory: bool = False) -> None:
+        """Refund where the request was charged: this replica's memory (its decision says so) or Redis."""
+        if in_memory:
             self._fallback.give_back(checks)
         else:
             await self.primary.refund(checks)

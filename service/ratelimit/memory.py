@@ -125,7 +125,7 @@ class MemoryRateLimiter:
                 else:
                     self._tats[c.key] = new_tat
 
-    async def refund(self, checks: Sequence[LimitCheck]) -> None:
+    async def refund(self, checks: Sequence[LimitCheck], *, in_memory: bool = False) -> None:
         """See RateLimiter.refund."""
         self.give_back(checks)
 

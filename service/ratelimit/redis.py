@@ -221,7 +221,7 @@ class RedisRateLimiter:
                 return [await self._run_script(checks, groups[0], charge)]
             return list(await asyncio.gather(*(self._run_script(checks, g, charge) for g in groups)))
 
-    async def refund(self, checks: Sequence[LimitCheck]) -> None:
+    async def refund(self, checks: Sequence[LimitCheck], *, in_memory: bool = False) -> None:
         """See RateLimiter.refund; best effort (a lost refund only makes the limit stricter)."""
         if not checks:
             return

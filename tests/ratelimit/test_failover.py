@@ -71,3 +71,20 @@ async def test_fail_open_limits_in_memory_and_shows_it(redis_proc: RedisProcess)
     assert "livetoken_ratelimit_fallback_active 0.0" in metrics.render().decode()
     await limiter.aclose()
     await client.aclose()
+
+
+async def test_a_refund_goes_back_where_the_request_was_charged(redis_proc: RedisProcess) -> None:
+    """Open mode, one Redis failure (below the down threshold): the request is charged in this replica's memory,
+    and its refund returns it there, so the memory's burst of 1 admits the retry (it went to Redis before)."""
+    metrics = Metrics()
+    limits = LimitsConfig(fail_mode="open", subject=[LimitRule(rate=1, period=Duration(3600), burst=1)])
+    limiter, client = _failover(limits, redis_proc.url, metrics)
+    checks = checks_for(limits, "p", [], "refunded", None)
+    redis_proc.stop()
+    first = await limiter.acquire(checks)
+    await limiter.refund(checks, in_memory=first.in_memory)
+    retry = await limiter.acquire(checks)
+    await limiter.aclose()
+    await client.aclose()
+    assert (first.allowed, first.in_memory) == (True, True)
+    assert retry.allowed
