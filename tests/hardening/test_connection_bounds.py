@@ -6,11 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import resource
 import selectors
 import socket
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +17,7 @@ from typing import Any
 import httpx
 
 from service.http_protocol import fd_ceiling
-from tests.support.processes import ServiceProcess, livetoken_exe, serving
+from tests.support.processes import ServiceProcess, serving
 from tests.support.redis_proc import free_port
 from tests.support.service import auth, service_env, write_config
 
@@ -280,30 +277,6 @@ def test_when_every_connection_is_busy_a_new_one_is_refused_and_keepalive_idles_
         assert shed(url, "idle_evicted") == shed(url, "header_timeout") == 0
 
 
-class LowNofileService(ServiceProcess):
-    """`livetoken serve` started with a low open-files limit (`ulimit -n`)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], nofile: int) -> None:
-        super().__init__(args, env)
-        self.nofile = nofile
-
-    def start(self) -> None:
-        """As ServiceProcess.start, with RLIMIT_NOFILE lowered in the child before it runs."""
-        nofile = self.nofile
-        self.proc = subprocess.Popen(
-            [livetoken_exe(), *self.args],
-            env=self.env,
-            cwd=self.cwd,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),  # noqa: PLW1509 - sets one limit, takes no lock
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-
 def test_a_replica_under_ulimit_256_flooded_with_400_idle_connections_keeps_serving(
     tmp_path: Path, emulator: Any, redis_url: str
 ) -> None:
@@ -311,7 +284,7 @@ def test_a_replica_under_ulimit_256_flooded_with_400_idle_connections_keeps_serv
     start-up; 400 silent connections then never exhaust the descriptors: /healthz keeps answering."""
     port = free_port()
     config = bounded_config(tmp_path, max_connections=4096)
-    proc = LowNofileService(
+    proc = ServiceProcess(
         ["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_url), nofile=256
     )
     proc.start()

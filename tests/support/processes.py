@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -42,8 +43,11 @@ def serving(config: Path, env: Mapping[str, str]) -> Iterator[tuple[ServiceProce
 class ServiceProcess:
     """`livetoken serve` in a subprocess, with its output collected for assertions."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], cwd: Path | None = None, nofile: int | None = None
+    ) -> None:
         self.args = args
+        self.nofile = nofile  # a lower open-files limit (`ulimit -n`) for the child, or None
         self.env = {**os.environ, **env}
         self.cwd = cwd or ROOT
         self.proc: subprocess.Popen[str] | None = None
@@ -60,9 +64,14 @@ class ServiceProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=None if self.nofile is None else self._lower_nofile,  # noqa: PLW1509 - sets one limit, takes no lock
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def _lower_nofile(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def _read(self) -> None:
         assert self.proc is not None
