@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
@@ -26,10 +25,11 @@ from service.api.token_route import TOKEN_PATH, token_route
 from service.config import Settings
 from service.issuing import open_runtime
 from service.issuing.reload import ConfigReloader
+from service.logging import get_logger
 from service.metrics import Metrics
 from service.tracing import NO_TRACING, Tracing
 
-log = structlog.get_logger("livetoken")
+log = get_logger("livetoken")
 
 
 def package_version() -> str:

@@ -17,12 +17,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar, Literal, get_args
 
-import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.logging import get_logger
 from service.metrics import Metrics
 
-log = structlog.get_logger("livetoken")
+log = get_logger("livetoken")
 
 ShedReason = Literal["header_timeout", "idle_evicted", "over_limit"]
 SHED_REASONS: tuple[ShedReason, ...] = get_args(ShedReason)

@@ -133,6 +133,52 @@ def _add_suppressed(_logger: Any, _method: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
+class _Stderr:
+    """structlog's output: each rendered line written to whatever sys.stderr is at that moment (tests and servers
+    swap it), flushed at once. One shared instance; every level writes the same way."""
+
+    __slots__ = ()
+
+    def msg(self, message: str) -> None:
+        """Write one line."""
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+_STDERR = _Stderr()
+_generation = 0  # bumped by configure_logging: loggers built under an older configuration are rebuilt
+
+
+class CachedLogger:
+    """A module's logger: the bound logger is built once per configuration, not on every call.
+
+    structlog's lazy proxy assembles a new bound logger (context, output, wrapper) on each call unless it caches
+    forever, which would pin a level chosen before configure_logging ran. This one rebuilds when
+    configure_logging runs again; `structlog.testing.capture_logs` still works (it edits the processor list the
+    bound logger shares).
+    """
+
+    __slots__ = ("_bound", "_built_for")
+
+    def __init__(self) -> None:
+        self._built_for = -1
+        self._bound: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._built_for != _generation:
+            self._bound = structlog.get_logger().bind()
+            self._built_for = _generation
+        return getattr(self._bound, name)
+
+
+def get_logger(_name: str) -> Any:
+    """The logger a module keeps at import time (`_name` documents who logs; lines do not carry it)."""
+    return CachedLogger()
+
+
 class _StderrHandler(logging.Handler):
     """Writes each formatted record as one line to whatever sys.stderr is when it is emitted."""
 
@@ -169,10 +215,11 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
     structlog.configure(
         processors=[*shared, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        # Looked up per logger, not bound once: tests and servers may swap sys.stderr.
-        logger_factory=lambda *_args: structlog.PrintLogger(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        logger_factory=lambda *_args: _STDERR,
+        cache_logger_on_first_use=False,  # CachedLogger caches, per configuration
     )
+    global _generation  # noqa: PLW0603 - process-wide, like the structlog configuration it tracks
+    _generation += 1
     # Third-party libraries log through stdlib: the same line shape and redaction as ours, rate-limited per kind,
     # warnings and up only.
     handler = _StderrHandler()

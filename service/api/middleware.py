@@ -68,11 +68,12 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers: list[Any] = list(message.get("headers", ()))
-                headers.append((b"x-request-id", request_id.encode()))
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                headers: Any = message.get("headers", [])
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers)
+                if all(name.lower() != b"cache-control" for name, _ in headers):
                     headers.append(NO_STORE)  # nothing this service says may be cached by a shared cache
-                message["headers"] = headers
+                headers.append((b"x-request-id", request_id.encode()))
             await send(message)
 
         http_scope: HTTPScope = scope

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
@@ -18,9 +17,10 @@ from litestar.types import ExceptionHandlersMap
 
 from service import errors
 from service.api.schemas import PROBLEM_MEDIA_TYPE
+from service.logging import get_logger
 from service.metrics import Metrics
 
-log = structlog.get_logger("livetoken.http")
+log = get_logger("livetoken.http")
 
 
 def _from_litestar(exc: HTTPException) -> errors.LivetokenError:  # noqa: PLR0911 - one return per framework refusal: a flat map

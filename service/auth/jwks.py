@@ -12,15 +12,15 @@ from collections.abc import Callable
 from typing import Literal
 
 import httpx
-import structlog
 from jwt import PyJWK
 
 from service.auth.jwk_set import ROUTINE_SKIPS, JWKSContents, JWKSRejected, parse_jwks
+from service.logging import get_logger
 from service.metrics import Metrics
 
 MAX_JWKS_BYTES = 256 * 1024
 MAX_SKIPPED_LOGGED = 20
-log = structlog.get_logger("livetoken.jwks")
+log = get_logger("livetoken.jwks")
 
 
 class JWKSCache:

@@ -11,15 +11,15 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from service.emulator import lifetime
 from service.emulator.session import LiveSession
 from service.emulator.store import EmulatorState, SessionLineage, TokenRecord, fingerprint
+from service.logging import get_logger
 
-log = structlog.get_logger("livetoken.emulator")
+log = get_logger("livetoken.emulator")
 RPC_PREFIX = "google.ai.generativelanguage."
 POLICY = 1008
 

@@ -9,14 +9,14 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
 from service.emulator.store import EmulatorState, fingerprint
+from service.logging import get_logger
 
 MAX_TTL = timedelta(hours=20)
-log = structlog.get_logger("livetoken.emulator")
+log = get_logger("livetoken.emulator")
 
 _STATUS = {
     400: "INVALID_ARGUMENT",

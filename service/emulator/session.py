@@ -10,15 +10,15 @@ import secrets
 import time
 from typing import Any
 
-import structlog
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from service.emulator import lifetime, model
 from service.emulator.store import EmulatorState, SessionLineage, TokenRecord
 from service.emulator.turns import ProtocolError, TurnInput, media_of
+from service.logging import get_logger
 
-log = structlog.get_logger("livetoken.emulator")
+log = get_logger("livetoken.emulator")
 CHUNK_SECONDS = 0.04  # 40 ms of reply audio per frame, like the real service's pacing
 
 

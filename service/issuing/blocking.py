@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import time
 
-import structlog
-
 from service.errors import MalformedRequest
+from service.logging import get_logger
 from service.ratelimit import subject_block, tenant_block
 from service.ratelimit.blocks import MAX_BLOCK_SECONDS, BlockRecord, BlockStore
 
-audit = structlog.get_logger("livetoken.audit")
+audit = get_logger("livetoken.audit")
 
 
 class Blocking:

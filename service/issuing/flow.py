@@ -5,7 +5,9 @@ Authentication happens before this (the handler verifies the JWT); everything he
 
 from __future__ import annotations
 
+import math
 import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import NoReturn
 
@@ -34,7 +36,7 @@ from service.issuing.types import (
     TokenResponse,
     Usage,
 )
-from service.logging import fingerprint
+from service.logging import fingerprint, get_logger
 from service.metrics import Metrics
 from service.ratelimit import (
     Decision,
@@ -49,7 +51,8 @@ from service.ratelimit import (
 from service.tracing import NO_TRACING, Tracing
 from service.upstream import API_VERSION, TokenMinter, live_endpoint, public_config
 
-log = structlog.get_logger("livetoken.audit")
+log = get_logger("livetoken.audit")
+PLAN_CACHE_SIZE = 4096
 
 
 class OverrideNotAllowed(ProfileForbidden):
@@ -91,6 +94,10 @@ class TokenIssuer:
         self._metrics = metrics
         self._fail_mode = fail_mode
         self._endpoint = live_endpoint(settings.env.gemini_base_url)
+        # (caller key, tenant, profile) -> (valid until, checks, block ids): see _plan.
+        self._plans: OrderedDict[tuple[str, str | None, str], tuple[float, tuple[LimitCheck, ...], list[str]]] = (
+            OrderedDict()
+        )
         # The locked configs never change: render their public JSON once.
         self._configs = {
             (name, voice): public_config(minter.constraints(name, voice))
@@ -150,10 +157,10 @@ class TokenIssuer:
                     log.info("token_replayed", outcome="replayed")
                     return IssueResult(claim.answer.status, claim.answer.body, {"Idempotent-Replayed": "true"})
         try:
-            checks = self.checks(caller, req.profile, profile)
+            checks, blocks = self._plan(caller, req.profile, profile)
             with self._tracing.span("livetoken.ratelimit", {"livetoken.ratelimit.checks": len(checks)}) as span:
                 # Blocks, rate limits and budgets: one round trip to Redis.
-                decision = await self._limiter.acquire(checks, block_ids(caller.caller_key, caller.tenant))
+                decision = await self._limiter.acquire(checks, blocks)
                 span.set_attribute("livetoken.ratelimit.allowed", decision.allowed)
                 if not decision.allowed:
                     self._refuse(decision, req.profile)
@@ -220,8 +227,32 @@ class TokenIssuer:
             fallback = self._idempotency_fallback
             return fallback, await fallback.begin(idem_key, request_hash, pending_ttl)
 
+    def _plan(
+        self, caller: CallerIdentity, profile_name: str, profile: ProfileConfig
+    ) -> tuple[tuple[LimitCheck, ...], list[str]]:
+        """The checks and blocks of a token request, kept per caller and profile between requests (a calendar
+        budget's until its window ends): naming a caller's buckets hashes its identity, and a caller asking again
+        within minutes is the common case. Bounded; the oldest plan goes first."""
+        key = (caller.caller_key, caller.tenant, profile_name)
+        now = time.time()
+        plan = self._plans.get(key)
+        if plan is not None and now < plan[0]:
+            return plan[1], plan[2]
+        checks = tuple(self.checks(caller, profile_name, profile, now=now))
+        until = min((c.window_end for c in checks if c.window_end is not None), default=math.inf)
+        blocks = block_ids(caller.caller_key, caller.tenant)
+        if len(self._plans) >= PLAN_CACHE_SIZE:
+            self._plans.popitem(last=False)
+        self._plans[key] = (until, checks, blocks)
+        return checks, blocks
+
     def checks(
-        self, caller: CallerIdentity, profile_name: str | None, profile: ProfileConfig | None
+        self,
+        caller: CallerIdentity,
+        profile_name: str | None,
+        profile: ProfileConfig | None,
+        *,
+        now: float | None = None,
     ) -> list[LimitCheck]:
         """The rate rules and budgets a token of `profile_name` is checked against (for GET /v1/usage with no
         profile: every rule and budget of the caller, each at cost 0)."""
@@ -229,7 +260,12 @@ class TokenIssuer:
         checks = checks_for(self._limits, profile_name or "", limits, caller.caller_key, caller.tenant)
         cost = profile.effective_cost if profile is not None else 0
         return checks + budget_checks(
-            self._budgets, profile_name, cost=cost, subject_key=caller.caller_key, tenant=caller.tenant, now=time.time()
+            self._budgets,
+            profile_name,
+            cost=cost,
+            subject_key=caller.caller_key,
+            tenant=caller.tenant,
+            now=time.time() if now is None else now,
         )
 
     async def usage(self, caller: CallerIdentity) -> Usage:

@@ -16,12 +16,11 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import structlog
-
 from service.config import ConfigError, Settings, load_env, load_file_config
+from service.logging import get_logger
 from service.metrics import Metrics
 
-log = structlog.get_logger("livetoken.reload")
+log = get_logger("livetoken.reload")
 
 # What a running process cannot take over: it was bound, connected or sized at start-up.
 RESTART_ONLY = (

@@ -8,7 +8,6 @@ from typing import Literal
 
 import httpx
 import msgspec
-import structlog
 
 from service.auth import JWTVerifier
 from service.config import ConfigError, Settings
@@ -16,6 +15,7 @@ from service.errors import Overloaded, ServiceShuttingDown
 from service.issuing.blocking import Blocking
 from service.issuing.flow import TokenIssuer
 from service.issuing.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
+from service.logging import get_logger
 from service.metrics import Metrics
 from service.ratelimit import (
     FailMode,
@@ -29,7 +29,7 @@ from service.ratelimit.blocks import BlockStore, MemoryBlockStore, RedisBlockSto
 from service.tracing import NO_TRACING, Tracing
 from service.upstream import KeyFileWatcher, TokenMinter
 
-log = structlog.get_logger("livetoken")
+log = get_logger("livetoken")
 
 
 class Readiness(msgspec.Struct, frozen=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -16,6 +16,9 @@ class LimitCheck:
     backend's prefix). A rate rule is GCRA: the emission interval is `period / rate`; up to `burst` units may pass
     at once. A request spends `cost` units (1 for rate limits; a profile's cost for budgets). A calendar budget is
     a fixed window instead: at most `burst` units until `window_end` (epoch seconds), when it starts afresh.
+
+    What every request reads of a check (its header name, kind, interval, verdict slot) is derived once, here:
+    the issuer keeps a caller's checks between requests.
     """
 
     layer: str
@@ -25,16 +28,19 @@ class LimitCheck:
     burst: int
     cost: int = 1
     window_end: float | None = None
+    # Name used in RateLimit-Policy / RateLimit headers, e.g. `subject-60s`, `budget-subject-86400s`.
+    policy_name: str = field(init=False, repr=False, compare=False)
+    is_budget: bool = field(init=False, repr=False, compare=False)  # a spend budget rather than a rate limit
+    interval_us: int = field(init=False, repr=False, compare=False)  # GCRA emission interval, microseconds
+    slot: str = field(init=False, repr=False, compare=False)  # bucket and cost: what one verdict is about
 
-    @property
-    def policy_name(self) -> str:
-        """Name used in RateLimit-Policy / RateLimit headers, e.g. `subject-60s`, `budget-subject-86400s`."""
-        return f"{self.layer}-{self.period:g}s"
-
-    @property
-    def is_budget(self) -> bool:
-        """Whether this is a spend budget rather than a rate limit."""
-        return self.layer.startswith("budget")
+    def __post_init__(self) -> None:
+        setattr_ = object.__setattr__  # a frozen dataclass sets its derived fields this way
+        setattr_(self, "policy_name", f"{self.layer}-{self.period:g}s")
+        setattr_(self, "is_budget", self.layer.startswith("budget"))
+        setattr_(self, "interval_us", max(1, round(self.period / self.rate * 1_000_000)) if self.rate > 0 else 1)
+        # A budget's verdict holds for this cost only: a cheaper profile may still fit in what is left.
+        setattr_(self, "slot", f"{self.key}#{self.cost}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,27 +69,30 @@ class LeanConnections:
         loop is not late: see RedisDeadline). Waiting for a free connection is our own queueing, bounded by
         `wait` (8 x timeout by default).
         """
-        async with asyncio.timeout(self._wait):
-            conn = self._idle.pop() if self._idle else await self._acquire()
-            try:
-                with self._tracing.span(str(args[0]), self._span_attributes, client=True) as span:
-                    if span.is_recording():
-                        span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
-                        span.set_attribute("db.redis.args_length", len(args))
-                    async with RedisDeadline(self._timeout):
-                        await conn.send_packed_command(conn.pack_command(*args), check_health=False)
-                        reply = await conn.read_response()
-            except ResponseError:
-                self._release(conn)  # an error reply leaves the connection in step
-                raise
-            except BaseException:
-                # Timed out, cancelled or broken mid-command: a reply may still be on its way, so this connection
-                # cannot be trusted to stay in step. redis-py has usually closed it already.
-                await conn.disconnect(nowait=True)
-                self._release(conn)
-                raise
+        if self._idle:
+            conn = self._idle.pop()
+        else:  # our own queue: bounded by `wait` (a free connection, the common case, needs no timer)
+            async with asyncio.timeout(self._wait):
+                conn = await self._acquire()
+        try:
+            with self._tracing.span(str(args[0]), self._span_attributes, client=True) as span:
+                if span.is_recording():
+                    span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
+                    span.set_attribute("db.redis.args_length", len(args))
+                async with RedisDeadline(self._timeout):
+                    await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+                    reply = await conn.read_response()
+        except ResponseError:
+            self._release(conn)  # an error reply leaves the connection in step
+            raise
+        except BaseException:
+            # Timed out, cancelled or broken mid-command: a reply may still be on its way, so this connection
+            # cannot be trusted to stay in step. redis-py has usually closed it already.
+            await conn.disconnect(nowait=True)
             self._release(conn)
-            return reply
+            raise
+        self._release(conn)
+        return reply
 
     async def _acquire(self) -> AbstractConnection:
         if self._closed:

@@ -11,14 +11,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import structlog
-
 from service.errors import RateLimiterUnavailable
+from service.logging import get_logger
 from service.metrics import Metrics
 from service.ratelimit.base import Decision, LimitCheck, LimiterUnavailableError, RateLimiter
 from service.ratelimit.memory import MemoryRateLimiter
 
-log = structlog.get_logger("livetoken.ratelimit")
+log = get_logger("livetoken.ratelimit")
 State = Literal["ok", "fallback", "unavailable"]
 
 

@@ -59,10 +59,6 @@ def connect_redis(url: str, timeout: float, *, cluster: bool = False) -> RedisCl
     return aioredis.Redis.from_pool(blocking_pool(url, timeout))
 
 
-def _interval_us(check: LimitCheck) -> int:
-    return max(1, round(check.period / check.rate * 1_000_000))
-
-
 def _tag(key: str) -> str:
     return key[key.index("{") + 1 : key.index("}")]
 
@@ -139,7 +135,7 @@ class RedisRateLimiter:
             c = checks[i]
             cost = c.cost if charge else 0  # a peek asks where each rule stands, not whether one more fits
             if c.window_end is None:
-                args += [0, _interval_us(c), c.burst, cost]
+                args += [0, c.interval_us, c.burst, cost]
             else:
                 args += [1, c.burst, round(c.window_end * 1_000_000), cost]
         return keys, args
@@ -232,7 +228,7 @@ class RedisRateLimiter:
                     args: list[int] = []
                     for i in idx:
                         c = checks[i]
-                        args += [0 if c.window_end is None else 1, _interval_us(c), c.cost]
+                        args += [0 if c.window_end is None else 1, c.interval_us, c.cost]
                     await self._refund(keys=[self._prefix + checks[i].key for i in idx], args=args)
         except _FAILURES:
             self._metrics.redis_errors.labels(op="refund").inc()

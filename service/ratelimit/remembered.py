@@ -16,11 +16,6 @@ from collections.abc import Callable, Sequence
 from service.ratelimit.base import Decision, LimitCheck, LimitState
 
 
-def _slot(check: LimitCheck) -> str:
-    # A budget's verdict holds for this cost only: a cheaper profile may still fit in what is left.
-    return f"{check.key}#{check.cost}"
-
-
 class RememberedRefusals:
     """At most `max_entries` verdicts, each until its retry time (bounded memory: the oldest go first)."""
 
@@ -38,12 +33,12 @@ class RememberedRefusals:
             return None
         now = self._clock()
         for check in checks:
-            entry = self._until.get(_slot(check))
+            entry = self._until.get(check.slot)
             if entry is None:
                 continue
             until, seen, state = entry
             if until <= now:
-                del self._until[_slot(check)]
+                del self._until[check.slot]
                 continue
             # Only this rule's own verdict: it may be shared (the global rule), and others' rules are not ours.
             elapsed = now - seen
@@ -61,12 +56,12 @@ class RememberedRefusals:
             if state.retry_after > 0:
                 if len(self._until) >= self._max:
                     self._evict(now)
-                self._until[_slot(state.check)] = (now + state.retry_after, now, state)
+                self._until[state.check.slot] = (now + state.retry_after, now, state)
 
     def forget(self, checks: Sequence[LimitCheck]) -> None:
         """A refund here gave allowance back: these rules' verdicts no longer hold."""
         for check in checks:
-            self._until.pop(_slot(check), None)
+            self._until.pop(check.slot, None)
 
     def _evict(self, now: float) -> None:
         for slot in [s for s, (until, _, _) in self._until.items() if until <= now]:

@@ -22,14 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from service.config import Secret
 from service.config.keyfile import parse_api_keys, read_key_file_text
-from service.logging import fingerprint
+from service.logging import fingerprint, get_logger
 from service.metrics import Metrics
 
-log = structlog.get_logger("livetoken.upstream")
+log = get_logger("livetoken.upstream")
 
 # google.rpc.ErrorInfo reasons (domain googleapis.com) that are about the key or the project it belongs to:
 # another key, perhaps of another project, may well be accepted. Quota (429) is not among them on purpose.

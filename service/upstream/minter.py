@@ -15,17 +15,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
 import httpx
-import structlog
+import msgspec
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from service.config import ProfileConfig, Secret, UpstreamConfig
 from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from service.logging import get_logger
 from service.metrics import Metrics
 from service.tracing import NO_TRACING, Tracing
 from service.upstream.circuit import CircuitBreaker
@@ -51,7 +51,8 @@ ATTEMPT_ERRORS: tuple[type[Exception], ...] = (
     ssl.SSLError,
 )
 
-log = structlog.get_logger("livetoken.upstream")
+log = get_logger("livetoken.upstream")
+_EXPIRE_MARK, _NEW_SESSION_MARK = "livetoken:expire-time", "livetoken:new-session-expire-time"
 # The SDK client never holds a real key: each attempt carries the key the ring chose in its own headers.
 KEY_SET_PER_ATTEMPT = "set-per-attempt-by-the-key-ring"
 
@@ -69,8 +70,8 @@ class MintedToken:
 
 def _token_name(body: str | None) -> str:
     try:
-        name = json.loads(body or "{}").get("name")
-    except (ValueError, AttributeError):
+        name = msgspec.json.decode(body or "{}").get("name")
+    except (msgspec.DecodeError, AttributeError):
         return ""
     return name if isinstance(name, str) else ""
 
@@ -117,20 +118,33 @@ class TokenMinter:
             on_change=lambda s: metrics.circuit_state.set(1 if s == "open" else 0),
         )
 
-    def _build_templates(self) -> dict[tuple[str, str | None], dict[str, Any]]:
+    def _build_templates(self) -> dict[tuple[str, str | None], tuple[str, str, str, bool]]:
+        """Each (profile, voice)'s request body as the SDK encodes it (json.dumps), cut around the two expiry
+        times: a mint only fills them in. (prefix, between, suffix, whether expireTime comes first.)"""
         now = datetime.now(UTC)
-        return {
-            (name, voice): self._sender.request_body(
-                types.CreateAuthTokenConfig(
-                    uses=self._profiles[name].uses,
-                    expire_time=now,
-                    new_session_expire_time=now,
-                    live_connect_constraints=constraints,
-                ),
-            )
-            for name, by_voice in self._constraints.items()
-            for voice, constraints in by_voice.items()
-        }
+        templates = {}
+        for name, by_voice in self._constraints.items():
+            for voice, constraints in by_voice.items():
+                body = self._sender.request_body(
+                    types.CreateAuthTokenConfig(
+                        uses=self._profiles[name].uses,
+                        expire_time=now,
+                        new_session_expire_time=now,
+                        live_connect_constraints=constraints,
+                    ),
+                )
+                text = json.dumps({**body, "expireTime": _EXPIRE_MARK, "newSessionExpireTime": _NEW_SESSION_MARK})
+                expire_at, new_session_at = text.index(f'"{_EXPIRE_MARK}"'), text.index(f'"{_NEW_SESSION_MARK}"')
+                first, second = sorted((expire_at, new_session_at))
+                first_end = first + len(f'"{_EXPIRE_MARK if first == expire_at else _NEW_SESSION_MARK}"')
+                second_end = second + len(f'"{_NEW_SESSION_MARK if first == expire_at else _EXPIRE_MARK}"')
+                templates[(name, voice)] = (
+                    text[:first],
+                    text[first_end:second],
+                    text[second_end:],
+                    first == expire_at,
+                )
+        return templates
 
     def reconfigured(self, profiles: dict[str, ProfileConfig], upstream: UpstreamConfig) -> TokenMinter:
         """A minter for a reloaded configuration: new profiles (their locked setups and request templates) and
@@ -166,9 +180,12 @@ class TokenMinter:
             now = datetime.now(UTC)
             expire = now + timedelta(seconds=profile.effective_session_ttl)
             new_session = now + timedelta(seconds=profile.new_session_ttl)
-            # Timezone-aware datetimes serialised as the SDK does (isoformat), so Google sees an offset.
-            body = {**template, "expireTime": expire.isoformat(), "newSessionExpireTime": new_session.isoformat()}
-            request = self._sender.request(json.dumps(body).encode(), key.secret.reveal())  # the SDK's bytes
+            # Timezone-aware datetimes serialised as the SDK does (isoformat), so Google sees an offset; an ISO
+            # time needs no JSON escaping, so the body is the SDK's json.dumps bytes (test_request_body pins it).
+            prefix, between, suffix, expire_first = template
+            first, second = (expire, new_session) if expire_first else (new_session, expire)
+            body = f'{prefix}"{first.isoformat()}"{between}"{second.isoformat()}"{suffix}'
+            request = self._sender.request(body.encode(), key.secret.reveal())
             budget = min(self._cfg.attempt_timeout, deadline - loop.time())
             started = time.perf_counter()
             try:

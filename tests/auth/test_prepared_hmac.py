@@ -34,3 +34,17 @@ def test_repeated_verification_with_one_secret_checks_every_signature() -> None:
     assert "none" not in _ALGORITHMS
     # The module-level PyJWT is not touched by ours.
     assert type(jwt.api_jws._jws_global_obj._algorithms["HS256"]) is HMACAlgorithm
+
+
+@pytest.mark.parametrize("name", ["HS256", "HS384", "HS512"])
+def test_one_shot_mac_equals_pyjwts_and_refuses_a_flipped_bit(name: str) -> None:
+    """Ours signs with OpenSSL's one-shot HMAC: the same bytes as PyJWT's own algorithm, for every size; a
+    signature differing in one bit, or cut short, is refused."""
+    ours, theirs = _ALGORITHMS[name], jwt.get_algorithm_by_name(name)
+    msg = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0"
+    mac = theirs.sign(msg, theirs.prepare_key(SECRET))
+    assert ours.sign(msg, ours.prepare_key(SECRET)) == mac
+    assert ours.verify(msg, ours.prepare_key(SECRET), mac) is True
+    flipped = bytes([mac[0] ^ 1]) + mac[1:]
+    assert ours.verify(msg, ours.prepare_key(SECRET), flipped) is False
+    assert ours.verify(msg, ours.prepare_key(SECRET), mac[:-1]) is False
