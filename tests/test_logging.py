@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from service.logging import RateLimitFilter, configure_logging
+from service.logging import RateLimitFilter, configure_logging, get_logger
 from tests.support.processes import serving
 from tests.support.service import service_env, write_config
 
@@ -194,3 +194,20 @@ def test_garbage_on_50_connections_logs_a_few_json_lines_without_tracebacks_or_s
     assert len(noise) + sum(r.get("suppressed", 0) for r in noise) + sum(sum(t.values()) for t in tail) == 50
     for secret in (JWT, API_KEY, "Traceback"):
         assert secret not in proc.text
+
+
+def test_a_modules_logger_follows_a_new_configuration_and_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loggers are built once per configuration: the same module logger drops debug lines at info, writes them
+    after configure_logging switches to debug, and writes to whatever sys.stderr is at the time."""
+    log = get_logger("t")
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("json", "info")
+    log.debug("hidden")
+    log.info("shown", n=1)
+    configure_logging("json", "debug")
+    log.debug("now_shown")
+    monkeypatch.setattr(sys, "stderr", second)
+    log.info("elsewhere")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["shown", "now_shown"]
+    assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["elsewhere"]

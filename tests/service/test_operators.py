@@ -8,6 +8,7 @@ import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,8 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
+from service.auth import CallerIdentity
+from service.issuing import flow
 from tests.support.processes import livetoken_exe, serving
 from tests.support.service import (
     ISSUER,
@@ -100,6 +103,27 @@ async def test_a_calendar_budget_resets_at_local_midnight(tmp_path: Path, emulat
     assert refused.status_code == 429
     assert refused.json()["type"].endswith("/budget-exhausted")
     assert abs(int(refused.headers["retry-after"]) - (midnight - now).total_seconds()) <= 3
+
+
+async def test_a_callers_kept_checks_move_to_the_next_calendar_window(
+    tmp_path: Path, emulator: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issuer keeps a caller's checks between requests, but a calendar budget's only until its window ends:
+    the first request after Tokyo midnight is charged to the new day's bucket, not yesterday's."""
+    extra = VOICE_BUDGET.replace('profiles = ["voice"]', 'profiles = ["voice"]\nreset_time_zone = "Asia/Tokyo"')
+    settings = build_settings(write_config(tmp_path, extra=extra), service_env(emulator, redis_url))
+    async with running_app(settings) as client:
+        issuer = client.app.state.runtime.current.issuer
+    caller = CallerIdentity(ISSUER, "tokyo-plan", None, frozenset(), {})
+    voice = settings.profiles["voice"]
+    checks, blocks = issuer._plan(caller, "voice", voice)
+    assert issuer._plan(caller, "voice", voice) == (checks, blocks)  # kept, not rebuilt
+    today = next(c for c in checks if c.is_budget)
+    assert today.window_end is not None
+    monkeypatch.setattr(flow, "time", SimpleNamespace(time=lambda: today.window_end + 1))
+    tomorrow = next(c for c in issuer._plan(caller, "voice", voice)[0] if c.is_budget)
+    assert tomorrow.key != today.key
+    assert tomorrow.window_end == today.window_end + 86_400  # Tokyo keeps no daylight saving time
 
 
 async def test_a_tenant_budget_is_shared_and_exact_across_replicas(
