@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from service.auth import CallerIdentity, JWTVerifier, may_use
+from service.auth.compact import Rejected, json_object, strict_json_object
 from service.auth.jwk_set import MIN_RSA_BITS, SKIP_REASONS, JWKSRejected, key_type_for, parse_jwks
 from service.config import ASYMMETRIC_ALGORITHMS, ProfileConfig, RequireRule
 from service.errors import InvalidToken
@@ -133,3 +134,43 @@ def test_generated_jwks_documents_yield_keys_skips_or_a_refusal(keys: Keys) -> N
     started = time.monotonic()
     check()
     assert time.monotonic() - started < 60
+
+
+def _decided(decode: Any, raw: bytes) -> Any:
+    try:
+        return ("accepted", decode(raw))
+    except Rejected as exc:
+        return ("refused", exc.reason)
+
+
+_KEYS = st.sampled_from(["iss", "sub", "aud", "exp", "a:b", "https://x/", "é", "\u2028", ""])
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from('ab:/"\\\u00e9\u2028\x01'), max_size=8)
+)
+_MEMBERS = st.lists(
+    st.tuples(_KEYS, _LEAVES | st.lists(_LEAVES, max_size=3) | st.dictionaries(_KEYS, _LEAVES, max_size=2)),
+    max_size=6,
+)
+
+
+@FUZZ
+@given(members=_MEMBERS, spacing=st.sampled_from(["", " ", "\n"]), escape=st.booleans())
+def test_the_fast_json_path_decides_every_segment_as_the_strict_one(
+    members: list[tuple[str, Any]], spacing: str, escape: bool
+) -> None:
+    """Segments written member by member (repeated names, colons in names and strings, lists, nested objects,
+    huge integers, escapes or raw UTF-8): the verifier's JSON reading accepts exactly what the strict stdlib
+    path accepts, with the same value, and refuses the rest for the same reason."""
+    body = f",{spacing}".join(
+        f"{json.dumps(k, ensure_ascii=escape)}:{spacing}{json.dumps(v, ensure_ascii=escape)}" for k, v in members
+    )
+    raw = ("{" + spacing + body + spacing + "}").encode()
+    assert _decided(json_object, raw) == _decided(strict_json_object, raw)
+    names = [k for k, _ in members]
+    if len(set(names)) < len(names):
+        event("repeated member")
+        assert _decided(json_object, raw) == ("refused", "duplicate_member")
