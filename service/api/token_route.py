@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 
 import msgspec
 import structlog
@@ -39,6 +40,49 @@ class ClientDisconnected(Exception):
     """The caller went away before its body arrived: nobody is left to answer."""
 
 
+class BodyDeadline:
+    """`with BodyDeadline(seconds)`: TimeoutError if the body read inside has not finished `seconds` after it
+    began; arms no timer when the read never has to wait.
+
+    A token request's body is a few dozen bytes that come with the headers, so reading it does not suspend the
+    task. The timer is armed from a callback the loop only runs if the task does suspend; a read that finishes
+    first cancels that callback unrun (asyncio.timeout would set and cancel a timer on every request).
+    """
+
+    __slots__ = ("_arming", "_cancelling", "_due", "_expired", "_loop", "_task", "_timer")
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._due = self._loop.time() + seconds
+        self._expired = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> BodyDeadline:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always entered from a task
+            raise RuntimeError("BodyDeadline must be used inside a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._arming = self._loop.call_soon(self._arm)
+        return self
+
+    def _arm(self) -> None:
+        self._timer = self._loop.call_at(self._due, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._arming.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._expired and exc_type is asyncio.CancelledError and self._task.uncancel() <= self._cancelling:
+            raise TimeoutError from exc
+
+
 async def read_json_body(
     header: Callable[[str], str | None], chunks: AsyncIterator[bytes], max_bytes: int, read_timeout: float
 ) -> bytes:
@@ -55,7 +99,7 @@ async def read_json_body(
     parts: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(read_timeout):
+        with BodyDeadline(read_timeout):
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:

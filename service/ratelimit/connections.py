@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
+from hiredis import pack_command
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -80,7 +81,8 @@ class LeanConnections:
                     span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
                     span.set_attribute("db.redis.args_length", len(args))
                 async with RedisDeadline(self._timeout):
-                    await conn.send_packed_command(conn.pack_command(*args), check_health=False)
+                    # hiredis packs in C the same RESP bytes redis-py's Python packer makes (a test compares).
+                    await conn.send_packed_command(pack_command(args), check_health=False)
                     reply = await conn.read_response()
         except ResponseError:
             self._release(conn)  # an error reply leaves the connection in step

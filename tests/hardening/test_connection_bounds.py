@@ -311,3 +311,37 @@ def test_a_replica_under_ulimit_256_flooded_with_400_idle_connections_keeps_serv
     finally:
         close_all(flood)
         proc.stop()
+
+
+def test_a_body_that_stops_halfway_is_answered_400_at_the_request_deadline(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """request_timeout=3s: a caller that sends its headers and 10 of the 40 body bytes it declared gets the
+    problem+json 400 "arrived too slowly" three seconds after it began, and Google saw no mint; a caller whose
+    body came whole on the same process meanwhile gets its token at once."""
+    config = bounded_config(tmp_path)
+    with serving(config, service_env(emulator, redis_url)) as (_proc, url):
+        port = int(url.rsplit(":", 1)[1])
+        before = emulator.mint_count()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.setblocking(False)
+        head = (
+            f"POST /v1/tokens HTTP/1.1\r\nHost: t\r\nAuthorization: {auth(sub='halfway')['Authorization']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+        )
+        began = time.monotonic()
+        sock.send(head.encode() + b'{"profile"')
+        whole, took = timed(
+            lambda: httpx.post(url + "/v1/tokens", json={"profile": "voice"}, headers=auth(sub="whole"), timeout=5)
+        )
+        answer = read_response(sock)
+        waited = time.monotonic() - began
+        sock.close()
+    assert whole.status_code == 201
+    assert took < 1.0, took
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), answer
+    assert b"content-type: application/problem+json" in status
+    assert json.loads(body)["detail"] == "The request body arrived too slowly."
+    assert 2.9 <= waited < 4.5, waited
+    assert emulator.mint_count() - before == 1  # the whole caller's

@@ -6,10 +6,12 @@ import asyncio
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from hiredis import pack_command
 
 from service.config import LimitRule, LimitsConfig
 from service.metrics import Metrics
@@ -33,6 +35,25 @@ async def test_a_burst_larger_than_the_pool_completes_on_at_most_size_connection
     assert _clients(redis_url) - before <= 8
     await lean.aclose()
     assert _clients(redis_url) == before
+
+
+def test_the_lean_path_sends_the_bytes_redis_py_would() -> None:
+    """The lean path packs with hiredis: for the limiter's EVALSHA (text, numbers, non-ASCII, negative numbers) the
+    bytes on the wire are redis-py's own packer's, byte for byte."""
+    args: tuple[Any, ...] = (
+        "EVALSHA",
+        "0" * 40,
+        3,
+        "livetoken:block:{s:ab}",
+        "livetoken:gcra:{s:ab}:é",
+        "k",
+        1,
+        1,
+        0,
+        36_000_000,
+        -5,
+    )
+    assert pack_command(args) == b"".join(aioredis.Connection().pack_command(*args))
 
 
 async def test_a_timed_out_command_does_not_leave_its_reply_for_the_next(redis_proc: RedisProcess) -> None:
