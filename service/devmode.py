@@ -35,6 +35,9 @@ tenant_claim = "tenant"
 scopes_claim = "scope"
 max_token_age = "24h"
 
+[upstream]
+warm_connections = 4  # one developer, a local emulator: no first burst to prepare for
+
 [limits]
 subject = [{{ rate = 30, period = "1m", burst = 10 }}]
 global = [{{ rate = 600, period = "1m", burst = 100 }}]

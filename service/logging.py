@@ -51,7 +51,31 @@ def add_trace_ids(_logger: Any, _method: str, event_dict: MutableMapping[str, An
 
 
 def _scrub(value: str) -> str:
-    return _SECRETS.sub("[REDACTED]", value)
+    # Every pattern above holds one of these four (lower-cased); most values hold none, and four substring
+    # tests cost a tenth of the regex's scan.
+    lowered = value.lower()
+    if "token" in lowered or "eyj" in lowered or "aiza" in lowered or "bearer" in lowered:
+        return _SECRETS.sub("[REDACTED]", value)
+    return value
+
+
+class _Timestamp:
+    """structlog processor: `timestamp`, ISO 8601 UTC with microseconds (`2026-11-27T03:20:00.123456Z`); the
+    date and time of day are formatted once a second, not per line."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event_dict
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -199,7 +223,7 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _Timestamp(),
         # Tracebacks become text before redaction, in both formats: an exception's message (or, on a console,
         # its frames' locals) may hold a credential.
         structlog.processors.format_exc_info,

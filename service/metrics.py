@@ -22,6 +22,8 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
         self._children: dict[tuple[Counter, str], Any] = {}
+        self._labelled: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self.requests_in_flight = 0  # read by the gauge at scrape time: the hot path adds and subtracts an int
         r = self.registry
         self.build_info = Info("livetoken_build", "Build information.", registry=r)
         self.build_info.info({"version": version})
@@ -39,6 +41,7 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("livetoken_http_requests_in_flight", "Requests being served now.", registry=r)
+        self.in_flight.set_function(lambda: self.requests_in_flight)
         self.tokens_issued = Counter(
             "livetoken_tokens_issued", "Ephemeral tokens minted and handed out, by profile.", ["profile"], registry=r
         )
@@ -178,6 +181,15 @@ class Metrics:
         if latency is None:
             latency = self._latency_children[route] = self.request_latency.labels(route=route)
         latency.observe(seconds, exemplar)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached: labels() validates and locks on every call (bounded label values,
+        so the cache is bounded too)."""
+        key = (metric, labels)
+        found = self._labelled.get(key)
+        if found is None:
+            found = self._labelled[key] = metric.labels(*labels)
+        return found
 
     def inc(self, counter: Counter, label: str) -> None:
         """`counter.labels(label).inc()` for a one-label counter on a hot path, with the child cached.

@@ -30,6 +30,7 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
         "issue_traced_1pct": "201",
         "issue_known_jwt": "201",
         "reject_401": "401",
+        "preflight": "204",
         "reject_429": "429",
         "reject_429_fresh_jwt": "429",
         "growth_1_subject": "201",
@@ -55,5 +56,13 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
     assert 50 < out["redis_bytes_per_subject"] < 2000
     assert "issued token" in done.stdout
     assert "granian" in done.stdout
-    assert "service CPU per issued token" in done.stdout  # the targets summary
+    assert "issued token CPU / bare endpoint CPU" in done.stdout  # the targets summary, as issue #16's ratios
+    assert "CORS preflight CPU / 401 CPU" in done.stdout
+    cold = out["cold_start"]
+    for wave in ("first_wave", "second_wave"):
+        assert cold[wave]["statuses"] == {"201": 200}, cold[wave]
+        assert cold[wave]["p50_ms"] >= 300  # each caller waited for the slow upstream once
+    # The new process filled its upstream pool before /readyz (upstream.warm_connections, 256 by default).
+    assert cold["upstream_connections_ready_first_second"][0] >= 200
+    assert cold["p99_ratio"] == round(cold["first_wave"]["p99_ms"] / cold["second_wave"]["p99_ms"], 3)
     assert out["machine"]["cpus"] >= 1

@@ -62,7 +62,7 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
         metrics = self.metrics
-        metrics.in_flight.inc()
+        metrics.requests_in_flight += 1
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -80,7 +80,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            metrics.in_flight.dec()
+            metrics.requests_in_flight -= 1
             metrics.count_request(
                 route, http_scope["method"], status, time.perf_counter() - started, tracing.exemplar()
             )

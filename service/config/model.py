@@ -274,8 +274,9 @@ class UpstreamConfig(_Strict, frozen=True):
     """Consecutive failures that open the circuit breaker; default 5."""
     circuit_reset_after: Duration = Duration(10)
     """How long the open circuit waits before a trial call; default 10s."""
-    warm_connections: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 32
-    """Upstream connections opened (TLS done) before the process says it is ready, 0 to 1000; default 32."""
+    warm_connections: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 256
+    """Upstream connections opened (TLS done) before the process says it is ready, 0 to 1000; default 256, as
+    many as `server.max_in_flight` lets mint at once, so a first burst pays no handshakes."""
     key_cooldown: Annotated[Duration, Within(gt=0)] = Duration(300)
     """How long an API key Google refused (invalid, expired, blocked, leaked) is tried only after the other
     keys of `LIVETOKEN_GEMINI_API_KEY_FILE`; default 5m."""

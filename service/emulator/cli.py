@@ -19,6 +19,8 @@ from service.emulator.app import create_emulator_app
 from service.emulator.certs import ensure_certificates
 from service.emulator.store import EmulatorState
 
+GOOGLE_KEEPALIVE_SECONDS = 610
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Emulator options."""
@@ -171,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         lifespan="on",
         timeout_graceful_shutdown=2,
+        # Idle keep-alive connections stay open 610 s, as on Google's front ends (their documented default),
+        # not uvicorn's 5 s: a client's warm pool must meet the same server-side idle time as in production.
+        timeout_keep_alive=GOOGLE_KEEPALIVE_SECONDS,
         ws_max_size=16 * 1024 * 1024,
     )
     server = uvicorn.Server(config)

@@ -205,7 +205,8 @@ class TokenIssuer:
             self._metrics.inc(self._metrics.tokens_issued, req.profile)
             for check in checks:
                 if check.is_budget:
-                    self._metrics.budget_units.labels(check.layer.removeprefix("budget-"), req.profile).inc(check.cost)
+                    budget = check.layer.removeprefix("budget-")
+                    self._metrics.child(self._metrics.budget_units, budget, req.profile).inc(check.cost)
             log.info(
                 "token_issued",
                 outcome="issued",
@@ -324,6 +325,7 @@ class TokenIssuer:
                 self._metrics.inc(self._metrics.rate_limited, state.check.layer)
         if spent:
             for state in spent:
-                self._metrics.budget_exhausted.labels(state.check.layer.removeprefix("budget-"), profile_name).inc()
+                budget = state.check.layer.removeprefix("budget-")
+                self._metrics.child(self._metrics.budget_exhausted, budget, profile_name).inc()
             raise BudgetExhausted(retry_after=max(s.retry_after for s in spent), headers=headers)
         raise RateLimited(retry_after=decision.retry_after, headers=headers)

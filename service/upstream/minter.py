@@ -52,6 +52,7 @@ ATTEMPT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 log = get_logger("livetoken.upstream")
+IDLE_UPSTREAM_SECONDS = 60.0
 _EXPIRE_MARK, _NEW_SESSION_MARK = "livetoken:expire-time", "livetoken:new-session-expire-time"
 # The SDK client never holds a real key: each attempt carries the key the ring chose in its own headers.
 KEY_SET_PER_ATTEMPT = "set-per-attempt-by-the-key-ring"
@@ -97,8 +98,11 @@ class TokenMinter:
         # Our own aiohttp session: the SDK's default one has trust_env=True, which costs a thread hop per
         # request for proxy/netrc lookups; the service's egress is configured, not inherited from the shell.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            # Idle connections are closed here after a minute, well before Google's front ends drop them
+            # (610 s): a pooled connection is never one the server already closed.
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=IDLE_UPSTREAM_SECONDS),
             trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # an API client: nothing Google sets is kept or sent back
             trace_configs=tracing.aiohttp_trace_configs(),  # traced: a client span per call, `traceparent` sent
         )
         self._tracing = tracing

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,13 @@ def slow_upstream(emulator: Any) -> Iterator[Any]:
         emulator.clear_faults()
 
 
+def with_default_warm_up(config: Path) -> Path:
+    """The test config with `upstream.warm_connections` at its default (256), as a new replica starts."""
+    text = config.read_text()
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("warm_connections")))
+    return config
+
+
 def _wave(url: str, callers: int) -> list[Answer]:
     """`callers` token requests, each from a different subject with a JWT never seen before, released at once."""
     parts = urlsplit(url)
@@ -58,7 +66,7 @@ def _kinds(answers: list[Answer]) -> Counter[str]:
 def test_two_waves_of_200_on_a_fresh_process_are_all_issued(tmp_path: Path, slow_upstream: Any, redis_url: str) -> None:
     """Fresh process (as a replica the autoscaler just added), real Redis, upstream +300 ms: 200 callers at once,
     twice; every answer is 201 and Google saw exactly 400 mints."""
-    config = write_config(tmp_path)
+    config = with_default_warm_up(write_config(tmp_path))
     before = slow_upstream.mint_count()
     with serving(config, service_env(slow_upstream, redis_url)) as (proc, url):
         first = _wave(url, 200)
@@ -67,6 +75,8 @@ def test_two_waves_of_200_on_a_fresh_process_are_all_issued(tmp_path: Path, slow
     assert _kinds(second) == Counter({"201": 200})
     assert slow_upstream.mint_count() - before == 400
     assert "ratelimit_store_down" not in proc.text
+    warmed = [json.loads(line) for line in proc.text.splitlines() if '"upstream_warmed"' in line]
+    assert [(w["connections"], w["asked"]) for w in warmed] == [(256, 256)]  # before /readyz: the first wave's pool
 
 
 @pytest.mark.parametrize("callers", [500, 2000])
@@ -75,7 +85,7 @@ def test_a_larger_burst_gets_201_or_a_fast_overloaded_and_recovers_at_once(
 ) -> None:
     """Beyond `server.max_in_flight` (256 by default) the answer is `503 overloaded` with Retry-After: 1, never
     `rate-limiter-unavailable` or any other refusal; the next request after the burst is issued."""
-    config = write_config(tmp_path)
+    config = with_default_warm_up(write_config(tmp_path))
     before = slow_upstream.mint_count()
     with serving(config, service_env(slow_upstream, redis_url)) as (proc, url):
         answers = _wave(url, callers)
