@@ -1,15 +1,18 @@
 """Prometheus metrics on an app-owned registry (never the global one), all prefixed `livetoken_`.
 
 Label values are bounded: routes are templates, reasons are error slugs, profiles come from config.
-Never a subject, tenant, token or key.
+Never a subject, tenant, token or key. What the request path counts is a LoopCounter or LoopHistogram
+(loop_metrics.py: the same exposition without a lock per count); the rest are prometheus_client's own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.exposition import choose_encoder
+
+from service.loop_metrics import LoopCounter, LoopHistogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -21,19 +24,19 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
-        self._children: dict[tuple[Counter, str], Any] = {}
+        self._children: dict[tuple[LoopCounter | Counter, str], Any] = {}
         self._labelled: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.requests_in_flight = 0  # read by the gauge at scrape time: the hot path adds and subtracts an int
         r = self.registry
         self.build_info = Info("livetoken_build", "Build information.", registry=r)
         self.build_info.info({"version": version})
-        self.requests = Counter(
+        self.requests = LoopCounter(
             "livetoken_http_requests",
             "HTTP requests by route template, method and status.",
             ["route", "method", "status"],
             registry=r,
         )
-        self.request_latency = Histogram(
+        self.request_latency = LoopHistogram(
             "livetoken_http_request_duration_seconds",
             "HTTP request latency by route template.",
             ["route"],
@@ -42,19 +45,19 @@ class Metrics:
         )
         self.in_flight = Gauge("livetoken_http_requests_in_flight", "Requests being served now.", registry=r)
         self.in_flight.set_function(lambda: self.requests_in_flight)
-        self.tokens_issued = Counter(
+        self.tokens_issued = LoopCounter(
             "livetoken_tokens_issued", "Ephemeral tokens minted and handed out, by profile.", ["profile"], registry=r
         )
-        self.idempotent_replays = Counter(
-            "livetoken_idempotent_replays", "Answers replayed for a repeated Idempotency-Key.", registry=r
+        self.idempotent_replays = LoopCounter(
+            "livetoken_idempotent_replays", "Answers replayed for a repeated Idempotency-Key.", (), registry=r
         )
-        self.rejections = Counter(
+        self.rejections = LoopCounter(
             "livetoken_rejections", "Requests refused, by reason (the problem type's slug).", ["reason"], registry=r
         )
-        self.rate_limited = Counter(
+        self.rate_limited = LoopCounter(
             "livetoken_rate_limited", "Requests refused by the rate limiter, by layer.", ["layer"], registry=r
         )
-        self.upstream_latency = Histogram(
+        self.upstream_latency = LoopHistogram(
             "livetoken_upstream_request_duration_seconds",
             "Latency of one mint attempt against the Live API.",
             ["outcome"],
@@ -90,7 +93,7 @@ class Metrics:
         self.circuit_state = Gauge(
             "livetoken_upstream_circuit_open", "1 while the upstream circuit breaker is open.", registry=r
         )
-        self.ratelimit_latency = Histogram(
+        self.ratelimit_latency = LoopHistogram(
             "livetoken_ratelimit_check_duration_seconds",
             "Latency of one rate-limit check, by backend.",
             ["backend"],
@@ -105,9 +108,10 @@ class Metrics:
             "1 while Redis is unavailable and the per-replica in-memory limiter decides (fail_mode=open).",
             registry=r,
         )
-        self.ratelimit_remembered = Counter(
+        self.ratelimit_remembered = LoopCounter(
             "livetoken_ratelimit_remembered_refusals",
             "Refusals repeated from a verdict Redis gave earlier (until its retry time), without a Redis call.",
+            (),
             registry=r,
         )
         self.ratelimit_fallback_decisions = Counter(
@@ -122,19 +126,19 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.jwt_rejections = Counter(
+        self.jwt_rejections = LoopCounter(
             "livetoken_jwt_rejections",
             "JWTs refused, by internal check (never shown to clients).",
             ["check"],
             registry=r,
         )
-        self.budget_units = Counter(
+        self.budget_units = LoopCounter(
             "livetoken_budget_units_spent",
             "Budget cost units spent by issued tokens, by budget layer and profile.",
             ["layer", "profile"],
             registry=r,
         )
-        self.budget_exhausted = Counter(
+        self.budget_exhausted = LoopCounter(
             "livetoken_budget_exhausted",
             "Requests refused because a budget was spent, by budget layer and profile.",
             ["layer", "profile"],
@@ -146,8 +150,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        self.blocked_requests = Counter(
-            "livetoken_blocked_requests", "Requests refused because the caller or tenant is blocked.", registry=r
+        self.blocked_requests = LoopCounter(
+            "livetoken_blocked_requests", "Requests refused because the caller or tenant is blocked.", (), registry=r
         )
         self.block_changes = Counter(
             "livetoken_block_changes",
@@ -191,7 +195,7 @@ class Metrics:
             found = self._labelled[key] = metric.labels(*labels)
         return found
 
-    def inc(self, counter: Counter, label: str) -> None:
+    def inc(self, counter: LoopCounter | Counter, label: str) -> None:
         """`counter.labels(label).inc()` for a one-label counter on a hot path, with the child cached.
 
         Label values are bounded by design (slugs, layers, profiles, checks), so the cache is too.
