@@ -151,6 +151,43 @@ class ConnectionGuard:
         )
 
 
+class HeadHoldingTransport:
+    """The transport one response is written through: its head is held until the first body bytes, so head and
+    body leave in one send() (uvicorn writes them apart: two system calls per answer). Everything else goes to
+    the connection's transport as it is.
+
+    Only a response head is held (`HTTP/1.1 <status>`, a whole head; never `100 Continue`, which the client
+    waits for), and any later write or close sends it first: bytes leave in the order they were written.
+    """
+
+    __slots__ = ("_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        """Hold a response head; send anything else, after the held head."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1" and data.endswith(b"\r\n\r\n"):
+            self._head = data
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        """Send what is held, then close (an answer cut short still shows its head, as before)."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline per request, counted by a shared `ConnectionGuard`.
 
@@ -183,11 +220,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        """The request is in: no header deadline, and the connection is busy until its response is sent."""
+        """The request is in: no header deadline, and the connection is busy until its response is sent. Its
+        response is written through a HeadHoldingTransport (not a HEAD request's: it has no body to wait for)."""
         self._cancel_header_deadline()
         self._busy = True
         self.guard.mark_busy(self)
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not before and self.scope["method"] != "HEAD":
+            # The request's task is created but has not run: nothing was written through the old transport yet.
+            cycle.transport = HeadHoldingTransport(self.transport)  # type: ignore[assignment]  # a transport's duck
 
     def on_response_complete(self) -> None:
         """A response went out; when uvicorn then waits for a next request, the connection is idle again."""

@@ -50,13 +50,15 @@ def add_trace_ids(_logger: Any, _method: str, event_dict: MutableMapping[str, An
     return event_dict
 
 
-def _scrub(value: str) -> str:
+def _may_hold_secret(value: str) -> bool:
     # Every pattern above holds one of these four (lower-cased); most values hold none, and four substring
     # tests cost a tenth of the regex's scan.
     lowered = value.lower()
-    if "token" in lowered or "eyj" in lowered or "aiza" in lowered or "bearer" in lowered:
-        return _SECRETS.sub("[REDACTED]", value)
-    return value
+    return "token" in lowered or "eyj" in lowered or "aiza" in lowered or "bearer" in lowered
+
+
+def _scrub(value: str) -> str:
+    return _SECRETS.sub("[REDACTED]", value) if _may_hold_secret(value) else value
 
 
 class _Timestamp:
@@ -78,13 +80,22 @@ class _Timestamp:
         return event_dict
 
 
+_sensitive_key: dict[str, bool] = {}  # key -> whether its value is dropped (keys are code constants: few)
+
+
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: drop sensitive keys and mask credential-shaped strings everywhere."""
-    for key, value in list(event_dict.items()):
-        if key.lower() in _SENSITIVE_KEYS:
+    for key, value in event_dict.items():  # values are replaced in place: the dict never changes size
+        sensitive = _sensitive_key.get(key)
+        if sensitive is None:
+            sensitive = key.lower() in _SENSITIVE_KEYS
+            if len(_sensitive_key) < 4096:
+                _sensitive_key[key] = sensitive
+        if sensitive:
             event_dict[key] = "[REDACTED]"
         elif isinstance(value, str):
-            event_dict[key] = _scrub(value)
+            if _may_hold_secret(value):
+                event_dict[key] = _SECRETS.sub("[REDACTED]", value)
         elif isinstance(value, BaseException):
             event_dict[key] = _scrub(f"{type(value).__name__}: {value}")
     return event_dict
