@@ -15,7 +15,7 @@ import resource
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -184,7 +184,7 @@ class HeadHoldingTransport:
             self._transport.write(head)
         self._transport.close()
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
