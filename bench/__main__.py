@@ -2,7 +2,13 @@
 upstream, memory, and cost growth with the number of subjects. Prints a table and writes JSON.
 
 Everything runs for real on this machine: redis-server, the emulator (own process), the service (own process,
-the same ASGI server as `make run`), the baseline app (own process), and this load generator.
+the same ASGI server as `make run`), the baseline app (own process: the yardstick issue #16 names, a bare Litestar
+JSON POST under stock uvicorn + uvloop + httptools), and this load generator.
+
+The CPU rows issue #16 sets targets on are measured in interleaved rounds (`--rounds`): each round reads the bare
+endpoint, then every such scenario, then the bare endpoint again, and a scenario's ratio is the median over rounds
+of its CPU over its round's two bare readings. A shared 2-core VM drifts by tens of percent within a minute; drift
+then lands on both sides of each ratio instead of on one reading taken once.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import gc
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +33,7 @@ import redis
 import uvloop
 
 from bench.loadgen import build_request, run_load
-from bench.procstat import open_fds, peak_rss_mb, rss_mb, tree_cpu_seconds
+from bench.procstat import cpu_seconds, descendants, open_fds, peak_rss_mb, rss_mb
 from bench.serve_baseline import SERVERS
 from bench.tracing import TracedService, tracing_installed
 from service.config import LimitRule, LimitsConfig
@@ -193,11 +200,30 @@ def connections_to(pid: int, peer_port: int) -> int:
     return count
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process and its live descendants, to the nanosecond.
+
+    Read from the kernel's CPU clock of each process (clock_gettime on the id glibc's clock_getcpuclockid() makes:
+    all its threads, user and system), not from /proc/<pid>/stat's 10 ms ticks: a round's few hundred bare requests
+    use about 0.1 s of CPU, which ticks would read to within 10%. Falls back to the ticks where the clock is missing.
+    """
+    total = 0.0
+    for p in (pid, *descendants(pid)):
+        try:
+            total += time.clock_gettime(((~p) << 3) | 2)  # CPUCLOCK_SCHED of the whole process (Linux)
+        except OSError:
+            try:
+                total += cpu_seconds(p)
+            except FileNotFoundError:  # exited since listed
+                continue
+    return total
+
+
 async def measure(  # noqa: PLR0917 - a measurement is described by its arguments
     pid: int, port: int, requests: list[bytes], total: int, concurrency: int, stagger: float = 0.0
 ) -> dict[str, Any]:
     """Run the load and report the server's CPU per answered request, throughput and latency."""
-    before = tree_cpu_seconds(pid)
+    before = process_cpu_seconds(pid)
     gc.disable()  # the load generator's own collector pauses would read as the service's latency
     try:
         result = await run_load(
@@ -210,7 +236,7 @@ async def measure(  # noqa: PLR0917 - a measurement is described by its argument
         )
     finally:
         gc.enable()
-    cpu = tree_cpu_seconds(pid) - before
+    cpu = process_cpu_seconds(pid) - before
     return {
         "requests": result.count,
         "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
@@ -239,8 +265,8 @@ def git_commit() -> str | None:
 
 
 # Issue #16's targets: (what, JSON path, limit, unit). The CPU targets are ratios between figures of the same
-# run (to the bare endpoint on the same server, or between two rows), so a busy or slower host moves both sides;
-# benchmarks, not timed tests.
+# run (to the bare endpoint under stock uvicorn, or between two rows), each the median over interleaved rounds, so
+# a busy or slower host moves both sides; benchmarks, not timed tests.
 TARGETS = (
     ("issued token CPU / bare endpoint CPU", ("issue", "ratio_to_baseline"), 4.0, "x"),
     ("401 CPU / bare endpoint CPU", ("reject_401", "ratio_to_baseline"), 1.2, "x"),
@@ -257,15 +283,31 @@ TARGETS = (
 )
 
 
+def spread(values: list[float]) -> str:
+    """The range of per-round figures, as "lowest-highest"."""
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def by_round(out: dict[str, Any], path: tuple[str, ...]) -> list[float] | None:
+    """The per-round figures behind a target's value, if it was measured in interleaved rounds."""
+    if path[-1] == "ratio_to_baseline":
+        found = out[path[0]].get("ratios_by_round")
+    else:
+        found = out.get(f"{path[0]}_by_round") if len(path) == 1 else None
+    return found if isinstance(found, list) else None
+
+
 def target_lines(out: dict[str, Any]) -> list[str]:
-    """One line per target: measured value, limit, met or missed."""
+    """One line per target: measured value, limit, met or missed (and the per-round range, if in rounds)."""
     lines = []
     for label, path, limit, unit in TARGETS:
         value: Any = out
         for key in path:
             value = value[key]
         mark = "met" if value <= limit else "MISSED"
-        lines.append(f"  {label:39} {value:>9g} {unit:2} (target <= {limit:g}) {mark}")
+        rounds = by_round(out, path)
+        ranged = f"  (rounds {spread(rounds)})" if rounds else ""
+        lines.append(f"  {label:39} {value:>9g} {unit:2} (target <= {limit:g}) {mark:6}{ranged}".rstrip())
     return lines
 
 
@@ -355,6 +397,73 @@ async def cold_start(exe: str, config: Path, env: dict[str, str], log: Path, ups
     return figures
 
 
+# The CPU rows measured in interleaved rounds, each against the bare readings of its own round (see the module's
+# docstring). Odd rounds run them in reverse order, so no row always follows the same one or a bare reading.
+INTERLEAVED = ("issue", "issue_browser", "reject_401", "preflight", "reject_429", "reject_429_fresh_jwt")
+
+
+def median_ratio(tops: list[dict[str, Any]], bottoms: list[dict[str, Any]]) -> tuple[float, list[float]]:
+    """Round by round CPU per request of `tops` over that of `bottoms`: the median (unrounded), and each round's
+    ratio (to 3 places)."""
+    ratios = [t["cpu_ms_per_request"] / b["cpu_ms_per_request"] for t, b in zip(tops, bottoms, strict=True)]
+    return statistics.median(ratios), [round(r, 3) for r in ratios]
+
+
+async def interleaved_rounds(
+    plan: dict[str, list[list[bytes]]],
+    *,
+    per_round: dict[str, int],
+    service: tuple[int, int],
+    bare: tuple[int, int, int],
+    concurrency: int,
+    redis_url: str,
+) -> dict[str, Any]:
+    """The INTERLEAVED rows in rounds: the bare endpoint, every row (`plan[row][round]`, `per_round[row]` requests
+    each) against the service, the bare endpoint again. `service` is (pid, port), `bare` (pid, port, requests per
+    reading). Returns the rows of `out` this fills: "baseline" (every reading), each row with its median ratio to
+    its rounds' bare readings, "browser_vs_plain" and "preflight_vs_401"."""
+    (pid, port), (bare_pid, bare_port, bare_n), c = service, bare, concurrency
+    echo = [post("/echo", bare_port, None, b'{"profile":"voice"}')]
+    rounds = len(plan["issue"])
+    readings: list[dict[str, Any]] = []  # the bare endpoint's, two a round
+    bare_of_round: list[dict[str, Any]] = []  # per round, its two readings as one (their mean CPU)
+    by_key: dict[str, list[dict[str, Any]]] = {key: [] for key in INTERLEAVED}
+    calls = 0
+    for r in range(rounds):
+        order = INTERLEAVED if r % 2 == 0 else INTERLEAVED[::-1]
+        say(
+            f"round {r + 1}/{rounds}: bare Litestar JSON POST x{bare_n}, "
+            + ", ".join(f"{key} x{per_round[key]}" for key in order)
+            + f", bare again x{bare_n} ..."
+        )
+        these = [await measure(bare_pid, bare_port, echo, bare_n, c)]
+        for key in order:
+            calls_before = redis_calls(redis_url) if key == "issue" else 0
+            by_key[key].append(await measure(pid, port, plan[key][r], per_round[key], c))
+            if key == "issue":
+                calls += redis_calls(redis_url) - calls_before
+        these.append(await measure(bare_pid, bare_port, echo, bare_n, c))
+        readings += these
+        bare_of_round.append(merged(these))
+    out: dict[str, Any] = {"baseline": merged(readings)}
+    out["baseline"]["cpu_ms_by_reading"] = [b["cpu_ms_per_request"] for b in readings]
+    for key in INTERLEAVED:
+        out[key] = merged(by_key[key])
+        ratio, ratios = median_ratio(by_key[key], bare_of_round)
+        out[key]["ratio_to_baseline"] = round(ratio, 2)
+        out[key]["ratios_by_round"] = ratios
+    out["issue"]["redis_calls_per_token"] = round(calls / out["issue"]["requests"], 3)
+    # Row against row, round by round too: the median of each round's browser/plain (and preflight/401) CPU, the
+    # two measured in the same round, rather than the ratio of their means over the run.
+    for key, top, bottom in (
+        ("browser_vs_plain", "issue_browser", "issue"),
+        ("preflight_vs_401", "preflight", "reject_401"),
+    ):
+        ratio, out[f"{key}_by_round"] = median_ratio(by_key[top], by_key[bottom])
+        out[key] = round(ratio, 3)
+    return out
+
+
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """All scenarios, in one run so the ratios hold."""
     tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
@@ -382,7 +491,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "service.log", "wb"),
     )
-    baseline = start_baseline(base_port, "service")
+    baseline = start_baseline(base_port, "uvicorn")  # issue #16's yardstick: stock uvicorn + uvloop + httptools
     traced = [
         TracedService(exe, config, env, tmp / f"traced-{ratio:g}.log", ratio)
         for ratio in ((1.0, 0.01) if args.tracing else ())
@@ -390,27 +499,48 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "commit": git_commit()},
         "server": "uvicorn + uvloop + httptools (service.server.serve_app)",
+        "baseline_server": "stock uvicorn + uvloop + httptools (bench/serve_baseline.py, 'uvicorn')",
+        "rounds": args.rounds,
     }
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", service)
         wait_http(f"http://127.0.0.1:{base_port}/echo", baseline)
         for each in traced:
             wait_http(f"http://127.0.0.1:{each.port}/healthz", each.proc)
-        n, c = args.requests, args.concurrency
+        n, c, rounds = args.requests, args.concurrency, args.rounds
+        # Requests per round: the totals stay those of one pass each (a token row n/2, a refusal row n, the bare
+        # endpoint n per pass: read twice a round here).
+        per_round = {key: max(1, n // (2 * rounds) if key.startswith("issue") else n // rounds) for key in INTERLEAVED}
+        bare_per_round = max(1, n // rounds)
         echo = [post("/echo", base_port, None, b'{"profile":"voice"}')]
         users = [f"user-{i}" for i in range(1000)]
         say("signing caller JWTs ...")
-        issue = issue_requests(port, users, n // 2)
-        issue_browser = issue_requests(port, users, n // 2, origin=BROWSER_ORIGIN)
         repeat = [post("/v1/tokens", port, token_for(u), b'{"profile":"voice"}') for u in users]
         bad = token_for("mallory")[:-4] + "AAAA"
         reject401 = [post("/v1/tokens", port, bad, b'{"profile":"voice"}')]
         preflight = [preflight_request(port)]
         flood = token_for("flooder")
         reject429 = [post("/v1/tokens", port, flood, b'{"profile":"limited"}')]
-        reject429_fresh = [
-            post("/v1/tokens", port, token_for("flooder", next(_fresh)), b'{"profile":"limited"}') for _ in range(n)
-        ]
+
+        def fresh_429(count: int) -> list[bytes]:
+            """`count` requests of the flooding caller, over its limit, each with a JWT not seen before."""
+            return [
+                post("/v1/tokens", port, token_for("flooder", next(_fresh)), b'{"profile":"limited"}')
+                for _ in range(count)
+            ]
+
+        # Each round's requests. The rows with a new JWT per request get their own JWTs in every round (the
+        # service remembers a verified JWT for a minute: a JWT from an earlier round would skip verification).
+        plan: dict[str, list[list[bytes]]] = {
+            "issue": [issue_requests(port, users, per_round["issue"]) for _ in range(rounds)],
+            "issue_browser": [
+                issue_requests(port, users, per_round["issue_browser"], origin=BROWSER_ORIGIN) for _ in range(rounds)
+            ],
+            "reject_401": [reject401] * rounds,
+            "preflight": [preflight] * rounds,
+            "reject_429": [reject429] * rounds,
+            "reject_429_fresh_jwt": [fresh_429(per_round["reject_429_fresh_jwt"]) for _ in range(rounds)],
+        }
         say("warming up ...")
         await measure(baseline.pid, base_port, echo, 1000, c)
         await measure(service.pid, port, issue_requests(port, users, 500), 500, c)
@@ -419,41 +549,22 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         warm = await measure(service.pid, port, preflight, 200, c)
         if warm["statuses"] != {"204": 200}:
             raise RuntimeError(f"CORS preflight: expected 200 answers 204, got {warm['statuses']}")
-        say(f"baseline: bare Litestar JSON POST x{n} ...")
-        out["baseline"] = await measure(baseline.pid, base_port, echo, n, c)
-        say(f"issue: POST /v1/tokens x{n // 2}, plain and from a browser (Origin, CORS) in alternating rounds ...")
-        # Plain and browser callers in alternating rounds: drift over the run (Redis keys, caches, the host)
-        # lands on both alike, so their ratio is fair.
-        plain_rounds, browser_rounds, calls = [], [], 0
-        third = n // 6
-        for r in range(3):
-            calls_before = redis_calls(redis_proc.url)
-            plain_rounds.append(await measure(service.pid, port, issue[r * third : (r + 1) * third], third, c))
-            calls += redis_calls(redis_proc.url) - calls_before
-            browser = issue_browser[r * third : (r + 1) * third]
-            browser_rounds.append(await measure(service.pid, port, browser, third, c))
-        out["issue"] = merged(plain_rounds)
-        out["issue"]["redis_calls_per_token"] = round(calls / (3 * third), 3)
-        out["issue_browser"] = merged(browser_rounds)
+        out |= await interleaved_rounds(
+            plan,
+            per_round=per_round,
+            service=(service.pid, port),
+            bare=(baseline.pid, base_port, bare_per_round),
+            concurrency=c,
+            redis_url=redis_proc.url,
+        )
         for each, key in zip(traced, ("issue_traced", "issue_traced_1pct")[: len(traced)], strict=True):
             say(f"issue, traced: POST /v1/tokens x{n // 2}, {key}, spans exported over OTLP ...")
             await measure(each.pid, each.port, issue_requests(each.port, users, 500), 500, c)
             out[key] = await measure(each.pid, each.port, issue_requests(each.port, users, n // 2), n // 2, c)
             out[key]["spans_per_token"] = round(each.spans_exported() / (500 + n // 2), 2)
         say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects whose JWTs were verified before) ...")
+        await measure(service.pid, port, repeat, len(repeat), c)  # verified again within the minute it remembers
         out["issue_known_jwt"] = await measure(service.pid, port, repeat, n // 2, c)
-        say(f"reject 401 (bad JWT) and CORS preflight (OPTIONS /v1/tokens) x{n} each, in alternating rounds ...")
-        # Alternating rounds as above: the preflight's ratio to the 401 sees the same drift on both sides.
-        rounds_401, rounds_preflight = [], []
-        for _ in range(3):
-            rounds_401.append(await measure(service.pid, port, reject401, n // 3, c))
-            rounds_preflight.append(await measure(service.pid, port, preflight, n // 3, c))
-        out["reject_401"] = merged(rounds_401)
-        out["preflight"] = merged(rounds_preflight)
-        say(f"reject 429: over limit x{n} ...")
-        out["reject_429"] = await measure(service.pid, port, reject429, n, c)
-        say(f"reject 429: over limit x{n}, a new JWT each time ...")
-        out["reject_429_fresh_jwt"] = await measure(service.pid, port, reject429_fresh, n, c)
         say("subjects: prefilling 100k active subjects in Redis ...")
         out["redis_bytes_per_subject"] = round(prefill_subjects(redis_proc.url, 100_000), 1)
         one = issue_requests(port, ["user-0"], n // 2)
@@ -493,34 +604,30 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             each.close()
         emulator.stop()
         redis_proc.close()
-    base = out["baseline"]["cpu_ms_per_request"]
-    for key in (
-        "issue",
-        "issue_browser",
-        "issue_known_jwt",
-        "reject_401",
-        "preflight",
-        "reject_429",
-        "reject_429_fresh_jwt",
-        "growth_1_subject",
-        "growth_100k_subjects",
-    ):
+    base = out["baseline"]["cpu_ms_per_request"]  # the mean of all bare readings, for the rows not interleaved
+    for key in ("issue_known_jwt", "growth_1_subject", "growth_100k_subjects"):
         out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
     for key in ("issue_traced", "issue_traced_1pct"):
         if key in out:
             out[key]["ratio_to_baseline"] = round(out[key]["cpu_ms_per_request"] / base, 2)
             out[key]["vs_untraced"] = round(out[key]["cpu_ms_per_request"] / out["issue"]["cpu_ms_per_request"], 3)
-    out["browser_vs_plain"] = round(out["issue_browser"]["cpu_ms_per_request"] / out["issue"]["cpu_ms_per_request"], 3)
-    out["preflight_vs_401"] = round(out["preflight"]["cpu_ms_per_request"] / out["reject_401"]["cpu_ms_per_request"], 3)
     growth = out["growth_100k_subjects"]["cpu_ms_per_request"] / out["growth_1_subject"]["cpu_ms_per_request"]
     out["growth_100k_vs_1"] = round(growth, 3)
     return out
 
 
+SERVER_LABELS = {  # bench/serve_baseline.py's SERVERS, as the servers table names them
+    "uvicorn": "uvicorn+uvloop+httptools, stock (yardstick)",
+    "service": "the service's own server (serve_app)",
+    "uvicorn-asyncio-h11": "uvicorn + asyncio + h11",
+    "granian": "granian (ASGI, uvloop, 1 worker)",
+}
+
+
 def report(out: dict[str, Any]) -> None:
     """The table a human reads."""
     rows = [
-        ("bare Litestar JSON POST", "baseline"),
+        ("bare Litestar JSON POST (yardstick)", "baseline"),
         ("issued token", "issue"),
         ("issued, from a browser (Origin, CORS)", "issue_browser"),
         ("issued, caller's JWT seen before", "issue_known_jwt"),
@@ -536,14 +643,25 @@ def report(out: dict[str, Any]) -> None:
             ("issued, traced, all sampled (OTLP)", "issue_traced"),
             ("issued, traced, 1% sampled", "issue_traced_1pct"),
         ]
-    print(f"\n{'scenario':38} {'CPU ms/req':>10} {'x base':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
+    print(
+        f"\n{'scenario':38} {'CPU ms/req':>10} {'x base':>7} {'rounds':>10} {'req/s':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7}  statuses"
+    )
     for label, key in rows:
         r = out[key]
         ratio = r.get("ratio_to_baseline", 1.0)
+        ranged = spread(r["ratios_by_round"]) if "ratios_by_round" in r else ""
         print(
-            f"{label:38} {r['cpu_ms_per_request']:>10.3f} {ratio:>7.2f} {r['throughput_rps']:>8.0f} "
+            f"{label:38} {r['cpu_ms_per_request']:>10.3f} {ratio:>7.2f} {ranged:>10} {r['throughput_rps']:>8.0f} "
             f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}  {r['statuses']}"
         )
+    bare = out["baseline"]["cpu_ms_by_reading"]
+    print(
+        f"x base: CPU over the bare endpoint's (stock uvicorn + uvloop + httptools, this run). Rows with a range: "
+        f"the median of {out['rounds']}\ninterleaved rounds, each against its round's two bare readings (range: "
+        f"lowest-highest round); other rows: against\nthe mean of all {len(bare)} bare readings, "
+        f"{min(bare):.3f}-{max(bare):.3f} ms CPU per request."
+    )
     print()
     for label, key in (
         ("200 callers arriving over 300 ms", "slow_upstream"),
@@ -579,14 +697,14 @@ def report(out: dict[str, Any]) -> None:
             f"tracing on, OTLP export: every request sampled {every['vs_untraced']}x an untraced token's CPU "
             f"({every['spans_per_token']} spans per token); 1% sampled {some['vs_untraced']}x"
         )
-    head = f"{'CPU ms/req':>10} {'x ours':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
-    print(f"\n{'bare Litestar JSON POST under':34} {head}")
-    ours = out["servers"]["service"]["cpu_ms_per_request"]
+    head = f"{'CPU ms/req':>10} {'x yardstick':>11} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+    print(f"\n{'bare Litestar JSON POST under (one pass each)':46} {head}")
+    yardstick = out["servers"]["uvicorn"]["cpu_ms_per_request"]
     for server, r in out["servers"].items():
-        label = "uvicorn + uvloop + httptools (ours)" if server == "service" else server
         print(
-            f"{label:34} {r['cpu_ms_per_request']:>10.3f} {r['cpu_ms_per_request'] / ours:>7.2f} "
-            f"{r['throughput_rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+            f"{SERVER_LABELS.get(server, server):46} {r['cpu_ms_per_request']:>10.3f} "
+            f"{r['cpu_ms_per_request'] / yardstick:>11.2f} {r['throughput_rps']:>8.0f} {r['p50_ms']:>7.2f} "
+            f"{r['p99_ms']:>7.2f}"
         )
     print(
         f"service peak RSS {out['service_peak_rss_mb']} MB; Redis memory per active subject "
@@ -601,6 +719,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--requests", type=int, default=6000, help="requests per CPU scenario")
     parser.add_argument("--concurrency", type=int, default=16, help="connections for CPU scenarios")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of the bare endpoint and the rows issue #16 sets CPU targets on (the requests "
+        "per scenario are split over them)",
+    )
     parser.add_argument("--slow-requests", type=int, default=2000, help="requests in the slow-upstream scenario")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
@@ -610,6 +735,8 @@ def main() -> None:
         help="skip the traced row (a second service with OTEL_* set, its spans exported to a local receiver)",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     args.tracing = args.tracing and tracing_installed()
     out = uvloop.run(run_bench(args))  # the same event loop as the service: less of the driver in the latencies
     out["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

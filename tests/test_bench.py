@@ -51,7 +51,13 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
         assert out[key]["ratio_to_baseline"] > 0
     # 300 ms of upstream latency is visible in every issued token's latency.
     assert out["slow_upstream"]["p50_ms"] >= 300
-    assert set(out["servers"]) == {"service", "uvicorn-asyncio-h11", "granian"}
+    assert set(out["servers"]) == {"uvicorn", "service", "uvicorn-asyncio-h11", "granian"}
+    assert out["baseline_server"].startswith("stock uvicorn + uvloop + httptools")  # the yardstick issue #16 names
+    assert len(out["baseline"]["cpu_ms_by_reading"]) == 2 * out["rounds"] == 6
+    for key in ("issue", "issue_browser", "reject_401", "preflight", "reject_429", "reject_429_fresh_jwt"):
+        ratios = out[key]["ratios_by_round"]
+        assert len(ratios) == 3
+        assert abs(out[key]["ratio_to_baseline"] - sorted(ratios)[1]) <= 0.01  # the median round
     assert 0 < out["service_peak_rss_mb"] < 1024
     assert 50 < out["redis_bytes_per_subject"] < 2000
     assert "issued token" in done.stdout

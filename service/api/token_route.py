@@ -137,7 +137,8 @@ async def answer_token_request(
     server = gen.settings.file.server
     raw = await read_json_body(header, chunks, server.max_body_bytes, float(server.request_timeout))
     body = decode_token_request(raw)
-    request_hash = hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:32]
+    # What a repeated Idempotency-Key must match; without one, nothing is compared.
+    request_hash = "" if idempotency_key is None else hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:32]
     result = await gen.issuer.issue(caller, body, idempotency_key, request_hash)
     return IssueResult(result.status, result.body, {**result.headers, **NO_STORE})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,6 +34,7 @@ class LimitCheck:
     is_budget: bool = field(init=False, repr=False, compare=False)  # a spend budget rather than a rate limit
     interval_us: int = field(init=False, repr=False, compare=False)  # GCRA emission interval, microseconds
     slot: str = field(init=False, repr=False, compare=False)  # bucket and cost: what one verdict is about
+    policy_item: str = field(init=False, repr=False, compare=False)  # this rule in a RateLimit-Policy header
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # a frozen dataclass sets its derived fields this way
@@ -41,6 +43,7 @@ class LimitCheck:
         setattr_(self, "interval_us", max(1, round(self.period / self.rate * 1_000_000)) if self.rate > 0 else 1)
         # A budget's verdict holds for this cost only: a cheaper profile may still fit in what is left.
         setattr_(self, "slot", f"{self.key}#{self.cost}")
+        setattr_(self, "policy_item", f'"{self.policy_name}";q={self.rate};w={math.ceil(self.period)}')
 
 
 @dataclass(frozen=True, slots=True)

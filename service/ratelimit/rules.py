@@ -6,7 +6,6 @@ import hashlib
 import math
 from datetime import date, datetime
 from datetime import time as dt_time
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from service.config import BudgetConfig, LimitRule, LimitsConfig
@@ -134,18 +133,18 @@ def calendar_window(now: float, period: float, zone: str) -> tuple[int, float]:
     return first, end.timestamp()
 
 
-@lru_cache(maxsize=1024)
-def _policy_header(policies: tuple[tuple[str, int, float], ...]) -> str:
-    return ", ".join(f'"{name}";q={q};w={math.ceil(w)}' for name, q, w in policies)
-
-
 def ratelimit_headers(decision: Decision) -> dict[str, str]:
     """`RateLimit-Policy` (every rule) and `RateLimit` (the tightest now), per draft-ietf-httpapi-ratelimit-headers."""
-    if not decision.states:
+    states = decision.states
+    if not states:
         return {}
-    policy = _policy_header(tuple((s.check.policy_name, s.check.rate, s.check.period) for s in decision.states))
-    tight = min(decision.states, key=lambda s: (s.remaining, -s.retry_after))
+    tight = states[0]
+    for state in states[1:]:  # the fewest remaining; on a tie, the longest wait
+        if state.remaining < tight.remaining or (
+            state.remaining == tight.remaining and state.retry_after > tight.retry_after
+        ):
+            tight = state
     return {
-        "RateLimit-Policy": policy,
+        "RateLimit-Policy": ", ".join([s.check.policy_item for s in states]),
         "RateLimit": f'"{tight.check.policy_name}";r={max(0, tight.remaining)};t={math.ceil(tight.reset_after)}',
     }
