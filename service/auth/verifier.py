@@ -30,6 +30,10 @@ from service.logging import get_logger
 from service.metrics import Metrics
 
 MAX_TOKEN_BYTES = 8192
+# Refusals that time or a JWKS refresh can turn around (nbf/iat ahead of the clock, a kid not published yet): never
+# remembered. Every other refusal is a fact about the token's bytes and this verifier's configuration.
+MAY_CHANGE = frozenset({"not_yet_valid", "unknown_kid", "unexpected"})
+REFUSED_MEMORY_SECONDS = 60.0
 VERIFIED_CACHE_SIZE = 10_000
 log = get_logger("livetoken.auth")
 
@@ -142,6 +146,9 @@ class JWTVerifier:
         # Authorization value -> (valid until, caller). An OrderedDict drops its oldest entry in O(1); a dict's
         # first entry sits behind the holes its earlier evictions left, so finding it got slower as they grew.
         self._verified: OrderedDict[str, tuple[float, CallerIdentity]] = OrderedDict()
+        # Authorization value -> (until, reason) of a refusal that the same bytes would get again: a flood of one
+        # bad token costs a lookup, as a verified one does. Bounded alike; the oldest goes first.
+        self._refused: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._cache_size = cache_size
 
     async def start(self) -> None:
@@ -171,10 +178,20 @@ class JWTVerifier:
                 if time.time() < hit[0]:
                     return hit[1]
                 self._verified.pop(authorization, None)
+            refused = self._refused.get(authorization)
+            if refused is not None:
+                if time.time() < refused[0]:
+                    self._metrics.inc(self._metrics.jwt_rejections, refused[1])
+                    raise InvalidToken(refused[1])
+                self._refused.pop(authorization, None)
         try:
             caller, valid_until = await self._verify(authorization)
         except Rejected as exc:
             self._metrics.inc(self._metrics.jwt_rejections, exc.reason)
+            if authorization is not None and exc.reason not in MAY_CHANGE:
+                if len(self._refused) >= self._cache_size:
+                    self._refused.popitem(last=False)
+                self._refused[authorization] = (time.time() + REFUSED_MEMORY_SECONDS, exc.reason)
             raise InvalidToken(exc.reason) from None
         except Exception as exc:  # fail closed: a check that broke on odd input still refuses
             # A bug, not a caller's fault: logged by type only (the text may quote the token), counted apart.
