@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.fd_budget import fd_ceiling
 from service.logging import get_logger
 from service.metrics import Metrics
 
@@ -26,11 +27,6 @@ log = get_logger("livetoken")
 
 ShedReason = Literal["header_timeout", "idle_evicted", "over_limit"]
 SHED_REASONS: tuple[ShedReason, ...] = get_args(ShedReason)
-
-# File descriptors kept back from connections: Redis (the shared pool of up to 64 and the limiter's own), the
-# upstream pool kept warm, the listening socket, the event loop, pipes, log streams, JWKS and tracing clients.
-# An idle replica with the defaults holds about 82.
-FD_RESERVE = 160
 
 
 @dataclass(frozen=True)
@@ -45,19 +41,6 @@ class ConnectionLimits:
     """Seconds a keep-alive connection may wait idle for its next request."""
     max_in_flight: int | None = None
     """Token requests worked on at once, each holding at most one upstream socket (None: no such bound)."""
-
-
-def fd_ceiling(nofile_soft: int, max_in_flight: int | None = None) -> int | None:
-    """The most connections a process with this soft RLIMIT_NOFILE can hold (None: unlimited).
-
-    What FD_RESERVE leaves is shared between connections and upstream sockets, one per token request in
-    flight: connections get what `max_in_flight` upstream sockets leave, and never less than half.
-    """
-    if nofile_soft == resource.RLIM_INFINITY:
-        return None
-    usable = nofile_soft - FD_RESERVE
-    upstream = usable // 2 if max_in_flight is None else min(max_in_flight, usable // 2)
-    return max(1, usable - upstream)
 
 
 class ConnectionGuard:

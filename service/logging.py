@@ -65,18 +65,19 @@ class _Timestamp:
     """structlog processor: `timestamp`, ISO 8601 UTC with microseconds (`2026-11-27T03:20:00.123456Z`); the
     date and time of day are formatted once a second, not per line."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_formatted",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._formatted = (-1, "")  # (second, its text): one tuple, so a line logged from another thread never
+        # pairs one second's text with another's
 
     def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         now = time.time()
         second = int(now)
-        if second != self._second:
-            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        formatted = self._formatted
+        if formatted[0] != second:
+            formatted = self._formatted = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        event_dict["timestamp"] = f"{formatted[1]}.{int((now - second) * 1_000_000):06d}Z"
         return event_dict
 
 
@@ -196,16 +197,19 @@ class CachedLogger:
     bound logger shares).
     """
 
-    __slots__ = ("_bound", "_built_for")
+    __slots__ = ("_bound", "_built_for", "_processors")
 
     def __init__(self) -> None:
         self._built_for = -1
         self._bound: Any = None
+        self._processors: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        if self._built_for != _generation:
+        # structlog.reset_defaults() (tests) replaces the processor list without configure_logging: seen here too.
+        processors = structlog.get_config()["processors"]
+        if self._built_for != _generation or self._processors is not processors:
             self._bound = structlog.get_logger().bind()
-            self._built_for = _generation
+            self._built_for, self._processors = _generation, processors
         return getattr(self._bound, name)
 
 

@@ -79,7 +79,9 @@ class BodyDeadline:
         self._arming.cancel()
         if self._timer is not None:
             self._timer.cancel()
-        if self._expired and exc_type is asyncio.CancelledError and self._task.uncancel() <= self._cancelling:
+        # As asyncio.timeout: once our timer cancelled the task, take that cancellation back whatever the block
+        # raised; it becomes a TimeoutError only if no one else asked to cancel too.
+        if self._expired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
 
 

@@ -29,6 +29,7 @@ class Rejected(Exception):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        self.lasting = True  # the same bytes would be refused again (JWKS key refusals are not: verifier.py)
         super().__init__(reason)
 
 

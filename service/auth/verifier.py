@@ -7,6 +7,7 @@ a lookup in the issuer's configured JWKS, and `crit` or nested tokens are refuse
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections import OrderedDict
@@ -30,10 +31,17 @@ from service.logging import get_logger
 from service.metrics import Metrics
 
 MAX_TOKEN_BYTES = 8192
-# Refusals that time or a JWKS refresh can turn around (nbf/iat ahead of the clock, a kid not published yet): never
-# remembered. Every other refusal is a fact about the token's bytes and this verifier's configuration.
+# Refusals that time or a JWKS refresh can turn around (nbf/iat ahead of the clock, a kid not published yet, and a
+# JWKS issuer's key or signature refusals: `Rejected.lasting`) are never remembered. Every other refusal is a fact
+# about the token's bytes and this verifier's configuration.
 MAY_CHANGE = frozenset({"not_yet_valid", "unknown_kid", "unexpected"})
 REFUSED_MEMORY_SECONDS = 60.0
+
+
+def _digest(authorization: str) -> bytes:
+    return hashlib.blake2b(authorization.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 VERIFIED_CACHE_SIZE = 10_000
 log = get_logger("livetoken.auth")
 
@@ -146,9 +154,10 @@ class JWTVerifier:
         # Authorization value -> (valid until, caller). An OrderedDict drops its oldest entry in O(1); a dict's
         # first entry sits behind the holes its earlier evictions left, so finding it got slower as they grew.
         self._verified: OrderedDict[str, tuple[float, CallerIdentity]] = OrderedDict()
-        # Authorization value -> (until, reason) of a refusal that the same bytes would get again: a flood of one
-        # bad token costs a lookup, as a verified one does. Bounded alike; the oldest goes first.
-        self._refused: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        # Digest of the Authorization value -> (until, reason) of a refusal the same bytes would get again: a flood
+        # of one bad token costs a lookup, as a verified one does. Keyed by digest, so 10k huge bad headers hold
+        # 10k small keys; the oldest goes first.
+        self._refused: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
         self._cache_size = cache_size
 
     async def start(self) -> None:
@@ -178,20 +187,20 @@ class JWTVerifier:
                 if time.time() < hit[0]:
                     return hit[1]
                 self._verified.pop(authorization, None)
-            refused = self._refused.get(authorization)
+            refused = self._refused.get(_digest(authorization))
             if refused is not None:
                 if time.time() < refused[0]:
                     self._metrics.inc(self._metrics.jwt_rejections, refused[1])
                     raise InvalidToken(refused[1])
-                self._refused.pop(authorization, None)
+                self._refused.pop(_digest(authorization), None)
         try:
             caller, valid_until = await self._verify(authorization)
         except Rejected as exc:
             self._metrics.inc(self._metrics.jwt_rejections, exc.reason)
-            if authorization is not None and exc.reason not in MAY_CHANGE:
+            if authorization is not None and exc.lasting and exc.reason not in MAY_CHANGE:
                 if len(self._refused) >= self._cache_size:
                     self._refused.popitem(last=False)
-                self._refused[authorization] = (time.time() + REFUSED_MEMORY_SECONDS, exc.reason)
+                self._refused[_digest(authorization)] = (time.time() + REFUSED_MEMORY_SECONDS, exc.reason)
             raise InvalidToken(exc.reason) from None
         except Exception as exc:  # fail closed: a check that broke on odd input still refuses
             # A bug, not a caller's fault: logged by type only (the text may quote the token), counted apart.
@@ -222,8 +231,14 @@ class JWTVerifier:
             raise Rejected("unknown_issuer")
         if alg not in issuer.algorithms:
             raise Rejected("algorithm")
-        key = await issuer.key_for(header, alg)
-        self._check_signature(signing_input, signature, key, alg)
+        try:
+            key = await issuer.key_for(header, alg)
+            self._check_signature(signing_input, signature, key, alg)
+        except Rejected as exc:
+            # A JWKS refresh can change the verdict (a key rotated under the same kid, or a token without a kid):
+            # only a configured key's refusal lasts.
+            exc.lasting = issuer.jwks is None
+            raise
         valid_until = check_claims(payload, issuer.cfg, issuer.audiences)
         return identity(payload, issuer.cfg), valid_until
 

@@ -12,6 +12,7 @@ import msgspec
 from service.auth import JWTVerifier
 from service.config import ConfigError, Settings
 from service.errors import Overloaded, ServiceShuttingDown
+from service.fd_budget import current_upstream_share
 from service.issuing.blocking import Blocking
 from service.issuing.flow import TokenIssuer
 from service.issuing.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
@@ -212,7 +213,7 @@ async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = 
         current = await _generation(settings, metrics, http, limiter, idempotency, minter, fail_mode, store, tracing)
         # Before the lifespan lets the server accept: a new replica is ready with warm pools, not born cold.
         await limiter.warm()
-        await minter.warm(settings.file.upstream.warm_connections)
+        await minter.warm(warm_connections(settings))
     except BaseException:
         await stack.aclose()
         raise
@@ -248,3 +249,14 @@ async def _generation(  # noqa: PLR0917 - the parts a configuration is built on,
         await verifier.start()
     issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode, tracing=tracing)
     return Generation(settings, verifier, issuer, Blocking(store, [i.issuer for i in settings.file.issuers]))
+
+
+def warm_connections(settings: Settings) -> int:
+    """`upstream.warm_connections`, within what the open-files limit leaves for sockets to Google (fd_budget.py):
+    warming must not take the descriptors the server counts on for callers' connections."""
+    wanted = settings.file.upstream.warm_connections
+    share = current_upstream_share(settings.file.server.max_in_flight)
+    if share is None or wanted <= share:
+        return wanted
+    log.warning("warm_connections_lowered", configured=wanted, effective=share, hint="raise the open-files limit")
+    return share

@@ -38,8 +38,8 @@ def test_repeated_verification_with_one_secret_checks_every_signature() -> None:
 
 @pytest.mark.parametrize("name", ["HS256", "HS384", "HS512"])
 def test_one_shot_mac_equals_pyjwts_and_refuses_a_flipped_bit(name: str) -> None:
-    """Ours signs with OpenSSL's one-shot HMAC: the same bytes as PyJWT's own algorithm, for every size; a
-    signature differing in one bit, or cut short, is refused."""
+    """Ours signs from a copy of an HMAC keyed once per secret: the same bytes as PyJWT's own algorithm, for every
+    size; a signature differing in one bit, or cut short, is refused."""
     ours, theirs = _ALGORITHMS[name], jwt.get_algorithm_by_name(name)
     msg = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0"
     mac = theirs.sign(msg, theirs.prepare_key(SECRET))

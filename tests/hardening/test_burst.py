@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.burst import Answer, post_request, release_together
 from tests.support.processes import serving
-from tests.support.service import make_jwt, service_env, write_config
+from tests.support.service import make_jwt, service_env, with_default_warm_up, write_config
 
 pytestmark = pytest.mark.slow
 _subjects = itertools.count()
@@ -33,13 +33,6 @@ def slow_upstream(emulator: Any) -> Iterator[Any]:
         yield emulator
     finally:
         emulator.clear_faults()
-
-
-def with_default_warm_up(config: Path) -> Path:
-    """The test config with `upstream.warm_connections` at its default (256), as a new replica starts."""
-    text = config.read_text()
-    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("warm_connections")))
-    return config
 
 
 def _wave(url: str, callers: int) -> list[Answer]:

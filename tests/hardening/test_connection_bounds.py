@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from service.http_protocol import fd_ceiling
+from service.fd_budget import FD_RESERVE, fd_ceiling, upstream_share
 from tests.support.processes import ServiceProcess, serving
 from tests.support.redis_proc import free_port
-from tests.support.service import auth, service_env, write_config
+from tests.support.service import auth, service_env, with_default_warm_up, write_config
 
 BOUNDS = """
 [server]
@@ -280,10 +280,11 @@ def test_when_every_connection_is_busy_a_new_one_is_refused_and_keepalive_idles_
 def test_a_replica_under_ulimit_256_flooded_with_400_idle_connections_keeps_serving(
     tmp_path: Path, emulator: Any, redis_url: str
 ) -> None:
-    """Under `ulimit -n 256` max_connections (4096) is lowered to fit the open-files limit and says so at
-    start-up; 400 silent connections then never exhaust the descriptors: /healthz keeps answering."""
+    """Under `ulimit -n 256` max_connections (4096) and the upstream warm-up (256 by default) are lowered to fit
+    the open-files limit and say so at start-up; 400 silent connections then never exhaust the descriptors:
+    /healthz keeps answering and a token is still issued."""
     port = free_port()
-    config = bounded_config(tmp_path, max_connections=4096)
+    config = with_default_warm_up(bounded_config(tmp_path, max_connections=4096))
     proc = ServiceProcess(
         ["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_url), nofile=256
     )
@@ -297,6 +298,9 @@ def test_a_replica_under_ulimit_256_flooded_with_400_idle_connections_keeps_serv
         bound = lowered[0]["effective"]
         assert bound == fd_ceiling(256, max_in_flight=256)  # [server] max_in_flight's default
         assert bound < 256
+        warm = log_events(proc, "warm_connections_lowered")
+        assert [(w["configured"], w["effective"]) for w in warm] == [(256, upstream_share(256, max_in_flight=256))]
+        assert bound + warm[0]["effective"] <= 256 - FD_RESERVE  # callers and Google share what the reserve leaves
         with fresh_connections(url) as client:
             for _wave in range(4):
                 flood += open_idle(port, 100)

@@ -117,7 +117,9 @@ async def test_a_callers_kept_checks_move_to_the_next_calendar_window(
     caller = CallerIdentity(ISSUER, "tokyo-plan", None, frozenset(), {})
     voice = settings.profiles["voice"]
     checks, blocks = issuer._plan(caller, "voice", voice)
-    assert issuer._plan(caller, "voice", voice) == (checks, blocks)  # kept, not rebuilt
+    again = issuer._plan(caller, "voice", voice)
+    assert again[0] is checks  # kept, not rebuilt
+    assert again[1] is blocks
     today = next(c for c in checks if c.is_budget)
     assert today.window_end is not None
     monkeypatch.setattr(flow, "time", SimpleNamespace(time=lambda: today.window_end + 1))

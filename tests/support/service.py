@@ -122,3 +122,10 @@ async def running_app(settings: Settings, metrics: Metrics | None = None) -> Asy
     app = create_app(settings, metrics)
     async with AsyncTestClient(app=app, base_url="http://livetoken.test") as client:
         yield client
+
+
+def with_default_warm_up(config: Path) -> Path:
+    """The test config with `upstream.warm_connections` at its default (256), as a new replica starts."""
+    text = config.read_text()
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("warm_connections")))
+    return config
