@@ -54,3 +54,17 @@ async def verifier(tmp_path: Path, keys: Keys, jwks: JWKSServer) -> AsyncIterato
         v = JWTVerifier(issuers(tmp_path, keys, jwks.url), {"https://hs.test/": Secret(HS_SECRET)}, http, Metrics())
         await v.start()
         yield v
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The algorithm of every signature any verifier checks from now on, in order (each is still checked)."""
+    checked: list[str] = []
+    real = JWTVerifier._check_signature
+
+    def counting(signing_input: bytes, signature: bytes, key: object, alg: str) -> None:
+        checked.append(alg)
+        real(signing_input, signature, key, alg)
+
+    monkeypatch.setattr(JWTVerifier, "_check_signature", staticmethod(counting))
+    return checked
