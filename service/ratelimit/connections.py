@@ -1,9 +1,21 @@
-"""A lean way to run the rate limiter's one hot command on redis-py's own connections.
+"""The rate limiter's one hot command, pipelined on one Redis connection.
 
 `Redis.execute_command` wraps each command in a pool condition and its own timeout, a retry loop, a send
-`wait_for` (a task per command), a read timeout and observability hooks: about half of what a 429 costs the
-service. The limiter needs none of that around its single EVALSHA, so it keeps a small LIFO set of redis-py
-connections (same URL parsing, TLS, AUTH and hiredis parser) and bounds send and reply with one deadline.
+`wait_for` (a task per command), a read timeout and observability hooks: about half of what a 429 costs. And a
+connection per command in flight means a `send()` and a read per command: on a small VM a TCP send to another
+process costs the sender ~47 µs of CPU, a fifth of a whole 401.
+
+So the limiter writes its commands to one connection (or a few) as a pipeline: a command is queued, and every
+command queued in one event-loop iteration goes out in one `send()`; Redis answers in order, and one read hands
+each caller its reply. The connection is opened by redis-py (same URL parsing, TLS, AUTH, SELECT and client
+name) and then read by this module's protocol, with hiredis parsing the replies.
+
+Deadlines keep RedisDeadline's rule (deadline.py): a reply that waited in the socket buffer for our own busy
+loop is not late. A command whose reply is still missing `timeout` seconds after it was queued, at the first
+I/O poll after that, fails with TimeoutError, and so does every command behind it on that connection, which is
+closed (a Redis that froze for a whole budget is not trusted to stay in step). A caller cancelled while it waits
+leaves its slot in the queue: its reply, when it comes, is dropped, and the connection stays in step.
+
 Redis instrumentation cannot see these commands, so each makes its own client span, with the attributes the
 instrumentation gives the shared client's (arguments never recorded: `EVALSHA ? ? …`).
 """
@@ -14,14 +26,15 @@ import asyncio
 from collections import deque
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from hiredis import pack_command
-from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
-from service.ratelimit.deadline import RedisDeadline
 from service.tracing import NO_TRACING, Attributes, Tracing
+
+_MORE = object()  # hiredis' "not enough data yet"
 
 
 def redis_span_attributes(connection_kwargs: dict[str, Any]) -> Attributes:
@@ -38,15 +51,141 @@ def redis_span_attributes(connection_kwargs: dict[str, Any]) -> Attributes:
     return attributes
 
 
+def _reply_error(message: str) -> ResponseError:
+    """An error reply as redis-py raises it (the limiter reloads its script on NOSCRIPT)."""
+    return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
+
+
+class _Pipe(asyncio.Protocol):
+    """One Redis connection carrying a pipeline: commands out in order, replies matched to them in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter, timeout: float) -> None:
+        self._loop = loop
+        # The stream writer redis-py opened stays referenced while the socket lives: collected, it would close
+        # the transport it no longer reads.
+        self._writer = writer
+        self._transport: asyncio.WriteTransport = writer.transport
+        self._timeout = timeout
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=_reply_error, notEnoughData=_MORE)
+        # Each command sent and not answered yet: its future (done already if its caller gave up) and when its
+        # reply is due.
+        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._out: list[bytes] = []
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._looked = False  # the oldest command is due and the loop is polling once more for its reply
+        self.closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Commands written or queued and not answered yet."""
+        return len(self._waiting)
+
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        """Queue one packed command; the future gets its reply. Written with the others of this loop iteration."""
+        future = self._loop.create_future()
+        if self.closed:
+            future.set_exception(RedisConnectionError("The connection to Redis is closed."))
+            return future
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(packed)
+        due = self._loop.time() + self._timeout
+        self._waiting.append((future, due))
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(due, self._on_due)
+        return future
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if not self.closed and out:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def data_received(self, data: bytes) -> None:
+        reader, waiting = self._reader, self._waiting
+        reader.feed(data)
+        try:
+            reply = reader.gets()
+        except InvalidResponse as exc:  # not RESP: nothing on this connection can be trusted now
+            self._fail(exc)
+            return
+        while reply is not _MORE:
+            if not waiting:  # a reply no command asked for
+                self._fail(InvalidResponse("Redis sent a reply no command was waiting for."))
+                return
+            future, _ = waiting.popleft()
+            if not future.done():  # a caller that gave up leaves its slot: its reply is dropped here
+                if isinstance(reply, ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+            reply = reader.gets()
+        self._looked = False
+
+    def _on_due(self) -> None:
+        self._watchdog = None
+        if not self._waiting:
+            return
+        due = self._waiting[0][1]
+        now = self._loop.time()
+        if due > now:  # the command that was due has its reply; watch the next oldest
+            self._looked = False
+            self._watchdog = self._loop.call_at(due, self._on_due)
+            return
+        if not self._looked:
+            # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. A zero-delay
+            # timer runs after that poll on both asyncio's loop and uvloop.
+            self._looked = True
+            self._watchdog = self._loop.call_at(now, self._on_due)
+            return
+        self._fail(TimeoutError())
+
+    def _fail(self, exc: BaseException) -> None:
+        """Fail every command waiting (the oldest with `exc`, the others as lost with the connection) and close."""
+        first = True
+        while self._waiting:
+            future, _ = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(
+                    exc if first else RedisConnectionError("The connection to Redis was closed by an earlier failure.")
+                )
+            first = False
+        self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        self._out = []
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        while self._waiting:
+            future, _ = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(RedisConnectionError("Connection to Redis lost."))
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def eof_received(self) -> bool:
+        return False  # close: Redis does not half-close a connection it means to keep
+
+    def close(self) -> None:
+        """Close now; commands still waiting fail as lost."""
+        if not self.closed:
+            self._close()
+
+
 class LeanConnections:
-    """At most `size` connections to one Redis; a command waits (within its deadline) for a free one."""
+    """Up to `size` pipelined connections to one Redis (the limiter uses one); a command goes to the least busy."""
 
     def __init__(
         self,
         pool: aioredis.ConnectionPool,
         size: int,
         timeout: float,
-        wait: float | None = None,
         *,
         tracing: Tracing = NO_TRACING,
     ) -> None:
@@ -57,73 +196,79 @@ class LeanConnections:
         self._factory = pool.connection_class
         self.size = size
         self._timeout = timeout
-        self._wait = wait if wait is not None else 8 * timeout
-        self._idle: list[AbstractConnection] = []
-        self._open = 0
-        self._waiters: deque[asyncio.Future[AbstractConnection]] = deque()
+        self._pipes: list[_Pipe] = []
+        self._opening: asyncio.Future[_Pipe] | None = None
         self._closed = False
 
     async def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply; redis errors as redis-py raises.
+        """Send one command and return its reply; redis errors as redis-py raises them.
 
-        TimeoutError when Redis has not answered `timeout` after the send (a reply that waited for our own busy
-        loop is not late: see RedisDeadline). Waiting for a free connection is our own queueing, bounded by
-        `wait` (8 x timeout by default).
+        TimeoutError when Redis has not answered `timeout` after the command was queued (a reply that waited for
+        our own busy loop is not late), or when opening a connection takes longer than that.
         """
-        if self._idle:
-            conn = self._idle.pop()
-        else:  # our own queue: bounded by `wait` (a free connection, the common case, needs no timer)
-            async with asyncio.timeout(self._wait):
-                conn = await self._acquire()
-        try:
-            with self._tracing.span(str(args[0]), self._span_attributes, client=True) as span:
-                if span.is_recording():
-                    span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
-                    span.set_attribute("db.redis.args_length", len(args))
-                async with RedisDeadline(self._timeout):
-                    # hiredis packs in C the same RESP bytes redis-py's Python packer makes (a test compares).
-                    await conn.send_packed_command(pack_command(args), check_health=False)
-                    reply = await conn.read_response()
-        except ResponseError:
-            self._release(conn)  # an error reply leaves the connection in step
-            raise
-        except BaseException:
-            # Timed out, cancelled or broken mid-command: a reply may still be on its way, so this connection
-            # cannot be trusted to stay in step. redis-py has usually closed it already.
-            await conn.disconnect(nowait=True)
-            self._release(conn)
-            raise
-        self._release(conn)
-        return reply
+        pipe = self._pick()
+        if pipe is None:
+            pipe = await self._open()
+        with self._tracing.span(str(args[0]), self._span_attributes, client=True) as span:
+            if span.is_recording():
+                span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
+                span.set_attribute("db.redis.args_length", len(args))
+            # hiredis packs in C the same RESP bytes redis-py's Python packer makes (a test compares).
+            return await pipe.send(pack_command(args))
 
-    async def _acquire(self) -> AbstractConnection:
+    def _pick(self) -> _Pipe | None:
+        """The open connection with the fewest commands in flight; None when one more should be opened."""
+        pipes = self._pipes
+        if len(pipes) == 1 and not pipes[0].closed and self.size == 1:
+            return pipes[0]
+        live = [p for p in pipes if not p.closed]
+        if len(live) != len(pipes):
+            self._pipes = pipes = live
+        if not pipes:
+            return None
+        best = min(pipes, key=lambda p: p.in_flight)
+        if best.in_flight and len(pipes) < self.size:
+            return None
+        return best
+
+    async def _open(self) -> _Pipe:
+        """A new connection (callers arriving while it is opened share it); redis-py connects, AUTHs and SELECTs,
+        then this module's protocol takes the socket over."""
         if self._closed:
             raise RedisConnectionError("The limiter's Redis connections are closed.")
-        if self._open < self.size:
-            self._open += 1
-            return self._factory(**self._kwargs)  # connects on its first command
-        waiter: asyncio.Future[AbstractConnection] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            return await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self._release(waiter.result())  # handed over just as we gave up: pass it on
-            else:
-                waiter.cancel()
-            raise
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._connect())
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
 
-    def _release(self, conn: AbstractConnection) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
-        self._idle.append(conn)
+    def _opened(self, future: asyncio.Future[_Pipe]) -> None:
+        self._opening = None
+        if not future.cancelled() and future.exception() is None:
+            pipe = future.result()
+            if self._closed:
+                pipe.close()
+            else:
+                self._pipes.append(pipe)
+
+    async def _connect(self) -> _Pipe:
+        conn = self._factory(**self._kwargs)
+        async with asyncio.timeout(self._timeout):
+            await conn.connect()  # type: ignore[no-untyped-call]
+        writer: asyncio.StreamWriter | None = getattr(conn, "_writer", None)
+        if writer is None:  # pragma: no cover - redis-py's connection keeps its stream writer here (pinned)
+            await conn.disconnect()
+            raise RedisConnectionError("redis-py's connection has no stream writer to take over.")
+        # The socket is ours now: redis-py's connection object forgets it (so it neither reads nor closes it).
+        conn._writer = conn._reader = None
+        conn._parser.on_disconnect()  # type: ignore[no-untyped-call]
+        pipe = _Pipe(asyncio.get_running_loop(), writer, self._timeout)
+        writer.transport.set_protocol(pipe)
+        return pipe
 
     async def aclose(self) -> None:
-        """Close every idle connection (busy ones close when their command ends and they come back)."""
+        """Close every connection; commands still waiting fail as lost."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.disconnect()
+        pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            pipe.close()
+        await asyncio.sleep(0)  # let the transports' close callbacks run

@@ -29,6 +29,7 @@ _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
 REFUND_SCRIPT = (_LUA / "refund.lua").read_text()
 _FAILURES = (RedisError, OSError, TimeoutError)
+LIMITER_CONNECTIONS = 1  # pipelined: one connection carries every request's EVALSHA, a send per loop iteration
 WARM_SHARED_CONNECTIONS = 4  # the idempotency store's and readiness' share of the one client's pool
 
 
@@ -92,11 +93,12 @@ class RedisRateLimiter:
         self._init_lock = asyncio.Lock()
         self._gcra = client.register_script(GCRA_SCRIPT)
         self._refund = client.register_script(REFUND_SCRIPT)
-        # A single node runs every check of a request as one EVALSHA on the lean path (see connections.py).
+        # A single node runs every check of a request as one EVALSHA, pipelined with the other requests' on one
+        # connection (see connections.py).
         self._lean = (
             None
             if isinstance(client, RedisCluster)
-            else LeanConnections(client.connection_pool, 64, timeout, tracing=tracing)
+            else LeanConnections(client.connection_pool, LIMITER_CONNECTIONS, timeout, tracing=tracing)
         )
 
     @classmethod

@@ -1,4 +1,6 @@
-"""The limiter's lean Redis path against a real redis-server: bounded, in step after a timeout, self-healing."""
+"""The limiter's pipelined Redis path against a real redis-server: one send per loop iteration, in step after a
+timeout or a cancelled caller, self-healing, and opened with the URL's password and database as redis-py opens
+it."""
 
 from __future__ import annotations
 
@@ -35,6 +37,72 @@ async def test_a_burst_larger_than_the_pool_completes_on_at_most_size_connection
     assert _clients(redis_url) - before <= 8
     await lean.aclose()
     assert _clients(redis_url) == before
+
+
+async def test_commands_of_one_loop_iteration_go_out_in_one_send(redis_url: str) -> None:
+    """50 callers whose commands are queued in the same loop iteration (as 50 requests read in one I/O poll): one
+    write to the socket carries all 50, Redis gets each (INFO's command count), and each caller its own reply."""
+    lean = LeanConnections(blocking_pool(redis_url, 1.0), size=1, timeout=2.0)
+    assert await lean.execute("PING") == b"PONG"
+    (pipe,) = lean._pipes
+    writes: list[bytes] = []
+    real_write = pipe._transport.write
+
+    def recording(data: Any) -> None:
+        writes.append(bytes(data))
+        real_write(data)
+
+    pipe._transport.write = recording  # type: ignore[method-assign]
+    with redis.Redis.from_url(redis_url) as admin:
+        echoes_before = admin.info("commandstats").get("cmdstat_echo", {}).get("calls", 0)
+        replies = await asyncio.gather(*(lean.execute("ECHO", f"caller-{i}") for i in range(50)))
+        echoes_after = admin.info("commandstats")["cmdstat_echo"]["calls"]
+    assert replies == [f"caller-{i}".encode() for i in range(50)]
+    assert writes == [b"".join(pack_command(("ECHO", f"caller-{i}")) for i in range(50))]
+    assert echoes_after - echoes_before == 50
+    await lean.aclose()
+
+
+async def test_a_cancelled_caller_leaves_the_connection_in_step(redis_proc: RedisProcess) -> None:
+    """A caller cancelled while Redis is frozen (its client went away): when Redis thaws, the reply meant for it is
+    dropped and the next caller on the same connection gets its own reply, not that one."""
+    lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=5.0)
+    assert await lean.execute("ECHO", "warm") == b"warm"
+    assert redis_proc.proc is not None
+    os.kill(redis_proc.proc.pid, signal.SIGSTOP)
+    try:
+        gone = asyncio.create_task(lean.execute("ECHO", "for-the-cancelled-caller"))
+        await asyncio.sleep(0.05)  # its command is written; nothing else to wait on while Redis is frozen
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        following = asyncio.create_task(lean.execute("ECHO", "next"))
+    finally:
+        os.kill(redis_proc.proc.pid, signal.SIGCONT)
+    assert await following == b"next"
+    assert len(lean._pipes) == 1  # the same connection carried both
+    await lean.aclose()
+
+
+async def test_the_urls_password_and_database_are_used(tmp_path: Any) -> None:
+    """redis-py opens the connection (AUTH with the URL's password, SELECT of its database) before the pipeline
+    takes it over: the limiter's keys land in database 3 of a password-protected Redis."""
+    server = RedisProcess(extra_args=("--requirepass", "s3cret-pass"))
+    try:
+        server.start()
+        url = server.url.replace("redis://", "redis://:s3cret-pass@").rsplit("/", 1)[0] + "/3"
+        lean = LeanConnections(blocking_pool(url, 1.0), size=1, timeout=2.0)
+        assert await lean.execute("SET", "livetoken:probe", "here") == b"OK"
+        await lean.aclose()
+        with redis.Redis.from_url(url) as admin:
+            assert admin.get("livetoken:probe") == b"here"
+            assert {db: stats["keys"] for db, stats in admin.info("keyspace").items()} == {"db3": 1}
+        wrong = LeanConnections(blocking_pool(url.replace("s3cret-pass", "wrong"), 1.0), size=1, timeout=2.0)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            await wrong.execute("PING")
+        await wrong.aclose()
+    finally:
+        server.close()
 
 
 def test_the_lean_path_sends_the_bytes_redis_py_would() -> None:
