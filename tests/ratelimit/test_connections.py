@@ -58,7 +58,8 @@ async def test_commands_of_one_loop_iteration_go_out_in_one_send(redis_url: str)
         replies = await asyncio.gather(*(lean.execute("ECHO", f"caller-{i}") for i in range(50)))
         echoes_after = admin.info("commandstats")["cmdstat_echo"]["calls"]
     assert replies == [f"caller-{i}".encode() for i in range(50)]
-    assert writes == [b"".join(pack_command(("ECHO", f"caller-{i}")) for i in range(50))]
+    packer = aioredis.Connection()  # redis-py's own packer: the RESP bytes of each command
+    assert writes == [b"".join(b"".join(packer.pack_command("ECHO", f"caller-{i}")) for i in range(50))]
     assert echoes_after - echoes_before == 50
     await lean.aclose()
 
