@@ -11,7 +11,7 @@ each caller its reply. The connection is opened by redis-py (same URL parsing, T
 name) and then read by this module's protocol, with hiredis parsing the replies.
 
 Deadlines keep RedisDeadline's rule (deadline.py): a reply that waited in the socket buffer for our own busy
-loop is not late. A command whose reply is still missing `timeout` seconds after it was queued, at the first
+loop is not late. A command whose reply is still missing `timeout` seconds after it was written, at the first
 I/O poll after that, fails with TimeoutError, and so does every command behind it on that connection, which is
 closed (a Redis that froze for a whole budget is not trusted to stay in step). A caller cancelled while it waits
 leaves its slot in the queue: its reply, when it comes, is dropped, and the connection stays in step.
@@ -23,6 +23,7 @@ instrumentation gives the shared client's (arguments never recorded: `EVALSHA ? 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import Any
 
@@ -67,9 +68,10 @@ class _Pipe(asyncio.Protocol):
         self._transport: asyncio.WriteTransport = writer.transport
         self._timeout = timeout
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=_reply_error, notEnoughData=_MORE)
-        # Each command sent and not answered yet: its future (done already if its caller gave up) and when its
-        # reply is due.
-        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        # Each command queued and not answered yet, oldest first: [its future (done already if its caller gave
+        # up), when its reply is due (infinity until it is written)].
+        self._waiting: deque[list[Any]] = deque()
+        self._unsent: list[list[Any]] = []  # the entries of the commands in _out
         self._out: list[bytes] = []
         self._watchdog: asyncio.TimerHandle | None = None
         self._looked = False  # the oldest command is due and the loop is polling once more for its reply
@@ -89,16 +91,24 @@ class _Pipe(asyncio.Protocol):
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(packed)
-        due = self._loop.time() + self._timeout
-        self._waiting.append((future, due))
-        if self._watchdog is None:
-            self._watchdog = self._loop.call_at(due, self._on_due)
+        entry: list[Any] = [future, math.inf]  # due `timeout` after it is written (see _flush)
+        self._waiting.append(entry)
+        self._unsent.append(entry)
         return future
 
     def _flush(self) -> None:
         out, self._out = self._out, []
-        if not self.closed and out:
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+        unsent, self._unsent = self._unsent, []
+        if self.closed or not out:
+            return
+        self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+        # The budget runs from the write, not from the queueing: under a burst, the iteration that queued a
+        # command may run long before the one that writes it, and that wait is our loop's, not Redis's.
+        due = self._loop.time() + self._timeout
+        for entry in unsent:
+            entry[1] = due
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(due, self._on_due)
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self._reader, self._waiting
@@ -127,9 +137,10 @@ class _Pipe(asyncio.Protocol):
             return
         due = self._waiting[0][1]
         now = self._loop.time()
-        if due > now:  # the command that was due has its reply; watch the next oldest
+        if due > now:  # the command that was due has its reply; watch the next oldest (once it is written)
             self._looked = False
-            self._watchdog = self._loop.call_at(due, self._on_due)
+            if due != math.inf:
+                self._watchdog = self._loop.call_at(due, self._on_due)
             return
         if not self._looked:
             # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. A zero-delay
@@ -153,7 +164,7 @@ class _Pipe(asyncio.Protocol):
 
     def _close(self) -> None:
         self.closed = True
-        self._out = []
+        self._out, self._unsent = [], []
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -203,7 +214,7 @@ class LeanConnections:
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply; redis errors as redis-py raises them.
 
-        TimeoutError when Redis has not answered `timeout` after the command was queued (a reply that waited for
+        TimeoutError when Redis has not answered `timeout` after the command was written (a reply that waited for
         our own busy loop is not late), or when opening a connection takes longer than that.
         """
         pipe = self._pick()

@@ -46,6 +46,26 @@ def test_a_reply_that_waited_for_the_loop_is_not_a_timeout(redis_url: str) -> No
     uvloop.run(scenario())
 
 
+def test_time_before_the_command_is_written_is_not_counted(redis_url: str) -> None:
+    """50 ms budget; the loop iteration that queues each command goes on for 200 ms more before the next one
+    writes it (a burst's requests verifying their JWTs): the commands succeed, as the wait was ours, not Redis's.
+    (With the budget counted from the queueing, each timed out before it was even sent.)"""
+
+    async def scenario() -> None:
+        lean = LeanConnections(blocking_pool(redis_url, 1.0), size=1, timeout=0.05)
+        assert await lean.execute("PING") == b"PONG"
+        loop = asyncio.get_running_loop()
+        results = []
+        for i in range(5):
+            command = asyncio.ensure_future(lean.execute("ECHO", f"q{i}"))  # queued in the next iteration ...
+            loop.call_soon(_hog_loop, 0.2)  # ... which then stays busy, before the write
+            results.append(await command)
+        assert results == [f"q{i}".encode() for i in range(5)]
+        await lean.aclose()
+
+    uvloop.run(scenario())
+
+
 def test_a_frozen_redis_times_out_on_time_when_the_loop_is_idle(redis_proc: RedisProcess) -> None:
     """SIGSTOPped Redis and an idle loop: TimeoutError after the budget (0.1 s), nowhere near the cap."""
 
