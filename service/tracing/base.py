@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import aiohttp
     import httpx
     from litestar.plugins import PluginProtocol
 
@@ -80,9 +79,9 @@ class Tracing:
         """Litestar plugins that trace every request (the server span, a caller's `traceparent` honoured)."""
         return []
 
-    def aiohttp_trace_configs(self) -> list[aiohttp.TraceConfig]:
-        """For an aiohttp session: a client span per request, and `traceparent` sent on it."""
-        return []
+    def propagation_headers(self) -> dict[str, str]:
+        """The headers that carry the current span to the service called next (W3C `traceparent`)."""
+        return {}
 
     def instrument_httpx(self, client: httpx.AsyncClient) -> None:
         """Trace this httpx client's requests (JWKS fetches) and send `traceparent` on them."""

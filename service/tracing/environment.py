@@ -30,7 +30,6 @@ EXTRA_MODULES = (
     "opentelemetry.sdk",
     "opentelemetry.exporter.otlp.proto.http",
     "opentelemetry.instrumentation.asgi",
-    "opentelemetry.instrumentation.aiohttp_client",
     "opentelemetry.instrumentation.httpx",
     "opentelemetry.instrumentation.redis",
 )

@@ -5,8 +5,9 @@ What is traced, and by what:
   instrumentation), which honours a caller's W3C `traceparent`;
 - the Idempotency-Key store's and refunds' Redis commands: redis instrumentation on the one shared client;
 - the limiter's EVALSHA (lean connections, which redis instrumentation cannot see): a span of its own;
-- each mint attempt's HTTP call: aiohttp client instrumentation on the minter's session, which sends
-  `traceparent` to Google; JWKS fetches: httpx instrumentation on the verifier's client;
+- each mint attempt's HTTP call: a client span of the minter's own (its connections are not aiohttp's or
+  httpx's), with the stable HTTP semantic conventions, whose `traceparent` goes to Google; JWKS fetches: httpx
+  instrumentation on the verifier's client;
 - the flow's steps: `span()` (service/issuing/flow.py, service/api/token_route.py).
 
 No attribute carries a JWT, token, API key or subject: query strings and credential headers are redacted, Redis
@@ -21,20 +22,13 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 import httpx
-import yarl
 from litestar.plugins import PluginProtocol
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation._semconv import (  # how the instrumentations themselves read the opt-in
-    _OpenTelemetrySemanticConventionStability,
-    _OpenTelemetryStabilitySignalType,
-)
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
@@ -141,10 +135,6 @@ def _current_ids() -> tuple[str, str] | None:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
-def _without_query(url: yarl.URL) -> str:
-    return str(url.with_query(None))
-
-
 class _Span:
     """One `with` block as the current span; a failure is named by `error.type` (a refusal by its slug), never
     by its message, which might quote what a caller sent."""
@@ -240,21 +230,11 @@ class OpenTelemetryTracing(Tracing):
         )
         return [OpenTelemetryPlugin(config)]
 
-    def aiohttp_trace_configs(self) -> list[aiohttp.TraceConfig]:
-        """See Tracing.aiohttp_trace_configs."""
-        _OpenTelemetrySemanticConventionStability._initialize()  # type: ignore[no-untyped-call]  # idempotent
-        mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
-            _OpenTelemetryStabilitySignalType.HTTP
-        )
-        return [
-            create_trace_config(
-                url_filter=_without_query,
-                tracer_provider=self.provider,
-                meter_provider=self._meters,
-                sem_conv_opt_in_mode=mode,
-                sensitive_headers=SECRET_HEADERS,
-            )
-        ]
+    def propagation_headers(self) -> dict[str, str]:
+        """See Tracing.propagation_headers."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return carrier
 
     def instrument_httpx(self, client: httpx.AsyncClient) -> None:
         """See Tracing.instrument_httpx."""

@@ -1,6 +1,8 @@
 """Minting ephemeral tokens with google-genai: bounded retries inside a deadline, behind a circuit breaker.
 
-The same code path serves Google and the emulator: only the base URL, API key and CA file differ.
+The SDK builds each profile's request and judges each answer (sdk.py); the bytes travel on the minter's own
+kept-alive connections (http1.py). The same code path serves Google and the emulator: only the base URL, API
+key and CA file differ.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
-import aiohttp
-import httpx
 import msgspec
 from google import genai
 from google.genai import errors as genai_errors
@@ -27,29 +28,18 @@ from service.config import ProfileConfig, Secret, UpstreamConfig
 from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from service.logging import get_logger
 from service.metrics import Metrics
-from service.tracing import NO_TRACING, Tracing
+from service.tracing import NO_TRACING, Attributes, Tracing
 from service.upstream.circuit import CircuitBreaker
 from service.upstream.constraints import build_constraints
+from service.upstream.http1 import UpstreamAnswer, UpstreamConnections
 from service.upstream.keys import ApiKey, ApiKeyRing, key_refusal
 from service.upstream.sdk import sdk_http_options, token_request_sender
 
-try:  # the SDK sends through httpx2 when it is installed (a fork with its own exception classes)
-    import httpx2
-
-    TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError, httpx2.TransportError, aiohttp.ClientError)
-    TIMEOUT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
-except ImportError:  # pragma: no cover - depends on the SDK's optional dependency
-    TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError)
-    TIMEOUT_ERRORS = (TimeoutError, httpx.TimeoutException)
 # What one attempt may fail with that says something about Google or the network, and so is classified (and
-# maybe retried). Anything else is a bug (an SDK upgrade, say): it is not retried and never opens the circuit.
-ATTEMPT_ERRORS: tuple[type[Exception], ...] = (
-    *TIMEOUT_ERRORS,
-    genai_errors.APIError,
-    *TRANSPORT_ERRORS,
-    OSError,
-    ssl.SSLError,
-)
+# maybe retried): no answer in time, an answer that is an error (the SDK's APIError), a connection that failed
+# (UpstreamConnectionError is an OSError, as refused, reset and TLS failures are). Anything else is a bug (an SDK
+# upgrade, say): it is not retried and never opens the circuit.
+ATTEMPT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, genai_errors.APIError, OSError, ssl.SSLError)
 
 log = get_logger("livetoken.upstream")
 IDLE_UPSTREAM_SECONDS = 60.0
@@ -69,9 +59,9 @@ class MintedToken:
     constraints: types.LiveConnectConstraints
 
 
-def _token_name(body: str | None) -> str:
+def _token_name(body: bytes) -> str:
     try:
-        name = msgspec.json.decode(body or "{}").get("name")
+        name = msgspec.json.decode(body or b"{}").get("name")
     except (msgspec.DecodeError, AttributeError):
         return ""
     return name if isinstance(name, str) else ""
@@ -94,25 +84,26 @@ class TokenMinter:
     ) -> None:
         # The SDK flags token creation as experimental on every call; we pin the SDK and test it instead.
         warnings.filterwarnings("ignore", category=genai_errors.ExperimentalWarning)
-        options = sdk_http_options(base_url, ca_file)
-        # Our own aiohttp session: the SDK's default one has trust_env=True, which costs a thread hop per
-        # request for proxy/netrc lookups; the service's egress is configured, not inherited from the shell.
-        self._session = aiohttp.ClientSession(
-            # Idle connections are closed here after a minute, well before Google's front ends drop them
-            # (610 s): a pooled connection is never one the server already closed.
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=IDLE_UPSTREAM_SECONDS),
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # an API client: nothing Google sets is kept or sent back
-            trace_configs=tracing.aiohttp_trace_configs(),  # traced: a client span per call, `traceparent` sent
-        )
         self._tracing = tracing
-        options.aiohttp_client = self._session
         self.keys = ApiKeyRing((api_key, *fallback_keys), float(upstream.key_cooldown), metrics)
-        self._client = genai.Client(api_key=KEY_SET_PER_ATTEMPT, http_options=options)
+        self._client = genai.Client(api_key=KEY_SET_PER_ATTEMPT, http_options=sdk_http_options(base_url, ca_file))
         self._profiles = profiles
         self._constraints = {name: build_constraints(p) for name, p in profiles.items()}
         self._sender = token_request_sender(self._client)  # fails here, at start-up, on an incompatible SDK
         self._templates = self._build_templates()
+        # Idle connections are closed here after a minute, well before Google's front ends drop them (610 s): a
+        # pooled connection is never one the server already closed. No proxy or netrc from the environment (the
+        # service's egress is configured), no cookies (an API client keeps nothing Google sets).
+        self._connections = UpstreamConnections(self._sender.url, self._sender.ssl_context, IDLE_UPSTREAM_SECONDS)
+        self._heads: dict[str, bytes] = {}  # per API key: the request head the SDK's headers make
+        target = urlsplit(self._sender.url)
+        self._span_attributes: Attributes = {
+            "http.request.method": "POST",
+            "url.full": self._sender.url,
+            "server.address": target.hostname or "",
+            "server.port": target.port or 443,
+            "network.protocol.version": "1.1",
+        }
         self._cfg = upstream
         self._metrics = metrics
         self._latency_ok = metrics.upstream_latency.labels(outcome="ok")
@@ -188,8 +179,7 @@ class TokenMinter:
             # time needs no JSON escaping, so the body is the SDK's json.dumps bytes (test_request_body pins it).
             prefix, between, suffix, expire_first = template
             first, second = (expire, new_session) if expire_first else (new_session, expire)
-            body = f'{prefix}"{first.isoformat()}"{between}"{second.isoformat()}"{suffix}'
-            request = self._sender.request(body.encode(), key.secret.reveal())
+            body = f'{prefix}"{first.isoformat()}"{between}"{second.isoformat()}"{suffix}'.encode()
             budget = min(self._cfg.attempt_timeout, deadline - loop.time())
             started = time.perf_counter()
             try:
@@ -201,7 +191,7 @@ class TokenMinter:
                     {"livetoken.mint.attempt": calls, "livetoken.upstream.key": key.fingerprint},
                 ):
                     async with asyncio.timeout(budget):
-                        answer = await self._sender.send_once(request)
+                        answer = await self._send(key, body)
             except ATTEMPT_ERRORS as exc:
                 kind = self._classify(exc, started)
                 if kind == "rejected":
@@ -233,6 +223,32 @@ class TokenMinter:
             self.circuit.record_success()
             return MintedToken(name, expire, new_session, profile.uses, constraints)
 
+    async def _send(self, key: ApiKey, body: bytes) -> bytes:
+        """One attempt: POST the body with `key`; the answer's body when it is a 200, else the SDK's APIError for
+        the answer (ClientError for a 4xx, ServerError for a 5xx), built as the SDK builds it from a response."""
+        head = self._heads.get(key.fingerprint)
+        if head is None:
+            head = self._heads[key.fingerprint] = self._connections.head(
+                "POST", self._sender.headers(key.secret.reveal())
+            )
+        if self._tracing.enabled:
+            answer = await self._send_traced(head, body)
+        else:
+            answer = await self._connections.request(head, body)
+        if answer.status == 200:
+            return answer.body
+        raise _api_error(answer)
+
+    async def _send_traced(self, head: bytes, body: bytes) -> UpstreamAnswer:
+        """The call as a client span (HTTP semantic conventions; never the key) whose `traceparent` Google gets."""
+        with self._tracing.span("POST", self._span_attributes, client=True) as span:
+            extra = "".join(f"{name}: {value}\r\n" for name, value in self._tracing.propagation_headers().items())
+            answer = await self._connections.request(head + extra.encode("latin-1"), body)
+            span.set_attribute("http.response.status_code", answer.status)
+            if answer.status >= 400:
+                span.set_attribute("error.type", str(answer.status))
+            return answer
+
     def _key_after(self, exc: Exception, key: ApiKey, keys: tuple[ApiKey, ...]) -> ApiKey | None:
         """If Google refused `key` itself: count it, put it behind the others, and return the key to try next
         (None when it was the last; that is logged)."""
@@ -249,7 +265,7 @@ class TokenMinter:
     def _classify(self, exc: Exception, started: float) -> str:
         """Name the failure for metrics and decide: 'rejected' (final) or a retryable kind."""
         elapsed = time.perf_counter() - started
-        if isinstance(exc, TIMEOUT_ERRORS):
+        if isinstance(exc, TimeoutError):
             kind = "timeout"
         elif isinstance(exc, genai_errors.ClientError):
             kind = "429" if exc.code == 429 else "rejected"
@@ -267,11 +283,29 @@ class TokenMinter:
         added under load is not born cold: 200 first callers would otherwise each pay a TLS handshake)."""
         if connections <= 0:
             return 0
-        opened = await self._sender.open_connections(self._session, connections, float(self._cfg.attempt_timeout))
+        opened = await self._connections.open(connections, float(self._cfg.attempt_timeout))
         log.info("upstream_warmed", connections=opened, asked=connections)
         return opened
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP client."""
+        """Close the upstream connections and the SDK's client."""
+        await self._connections.aclose()
         await self._client.aio.aclose()
-        await self._session.close()
+
+
+def _api_error(answer: UpstreamAnswer) -> genai_errors.APIError:
+    """The SDK's error for a non-200 answer, from the JSON body as the SDK reads it (or, for a body that is not
+    JSON, its text and the reason phrase, as the SDK does for aiohttp)."""
+    details: object = None
+    if answer.is_json:
+        try:
+            details = json.loads(answer.body)
+        except ValueError:
+            details = None
+    if details is None:
+        details = {"message": answer.body.decode("utf-8", "replace"), "status": answer.reason}
+    try:
+        genai_errors.APIError.raise_error(answer.status, details, None)
+    except genai_errors.APIError as exc:
+        return exc
+    return genai_errors.APIError(answer.status, details)  # pragma: no cover - raise_error always raises

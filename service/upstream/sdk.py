@@ -1,23 +1,22 @@
 """The one place that touches google-genai's private API, resolved once at start-up.
 
-The minter builds the `auth_tokens.create` request once per profile with the SDK's own converters and then
-sends it through the SDK's HTTP client one attempt at a time (its retries are ours, inside our deadline): a
-token costs a third of the public call's CPU. That needs six private names. They are looked up here when the
-minter is built; if an SDK upgrade renamed one, start-up fails naming the SDK version and the missing name,
-instead of every mint failing at run time as an "upstream outage". pyproject pins google-genai to the range
-these names are tested against (tests/upstream).
+The minter builds the `auth_tokens.create` request once per profile with the SDK's own converters, URL, headers
+and TLS context, sends it one attempt at a time on its own kept-alive connections (http1.py; its retries are
+ours, inside our deadline) and judges the answer with the SDK's error classes: a token costs a fraction of the
+public call's CPU. That needs seven private names. They are looked up here when the minter is built; if an SDK
+upgrade renamed one, start-up fails naming the SDK version and the missing name, instead of every mint failing
+at run time as an "upstream outage". pyproject pins google-genai to the range these names are tested against
+(tests/upstream).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import aiohttp
 from google import genai
 from google.genai import types
 
@@ -80,10 +79,8 @@ class TokenRequestSender:
     _bidi_to_token_setup: Callable[[dict[str, Any], Any], dict[str, Any]]
     _convert_to_dict: Callable[[Any], Any]
     _encode_unserializable: Callable[[Any], Any]
-    _http_request: type[Any]
-    _send_once: Callable[..., Awaitable[Any]]
-    _template: Any  # the SDK's own HttpRequest for POST auth_tokens: URL, API-key and client headers, timeout
-    _session_request_args: dict[str, Any]  # what the SDK passes to aiohttp per request (its TLS context)
+    _template: Any  # the SDK's own HttpRequest for POST auth_tokens: URL, API-key and client headers
+    _session_request_args: dict[str, Any]  # what the SDK passes its HTTP client per request (its TLS context)
 
     def request_body(self, config: types.CreateAuthTokenConfig) -> dict[str, Any]:
         """The JSON body `client.aio.auth_tokens.create(config=config)` sends, built by the SDK's converters.
@@ -98,41 +95,28 @@ class TokenRequestSender:
         body = self._bidi_to_token_setup(body, config)
         return dict(self._encode_unserializable(self._convert_to_dict(body)))
 
-    def request(self, data: bytes, api_key: str) -> Any:
-        """The SDK-built request for POST auth_tokens (built once, copied per attempt) carrying `data`, with
-        `api_key` in the header where the SDK puts it (same name, same place: the same bytes on the wire)."""
-        t = self._template
-        headers = dict(t.headers)
+    @property
+    def url(self) -> str:
+        """Where the SDK sends `auth_tokens.create`: `{base_url}/{api_version}/auth_tokens`."""
+        return str(self._template.url)
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        """The SDK's headers for the call, in its order, with `api_key` where the SDK puts it (same name, same
+        place: the same bytes on the wire)."""
+        headers = dict(self._template.headers)
         headers[API_KEY_HEADER] = api_key
-        return self._http_request(method=t.method, url=t.url, headers=headers, data=data, timeout=t.timeout)
+        return headers
 
-    async def open_connections(self, session: Any, count: int, each_within: float) -> int:
-        """Open up to `count` pooled connections to the upstream host (TCP + TLS handshakes done now, not under
-        the first burst): HEAD requests to its root, with the SDK's own per-request arguments so the pool keys
-        match the mints'. No API key is sent. Returns how many answered."""
-        url = self._template.url.split("/", 3)
-        root = "/".join(url[:3]) + "/"
-        args = {k: v for k, v in self._session_request_args.items() if k == "ssl"}
-
-        async def one() -> bool:
-            try:
-                async with asyncio.timeout(each_within), session.head(root, allow_redirects=False, **args) as resp:
-                    await resp.read()
-            except (OSError, TimeoutError, aiohttp.ClientError):
-                return False
-            return True
-
-        return sum(await asyncio.gather(*(one() for _ in range(count))))
-
-    async def send_once(self, request: Any) -> str | None:
-        """One attempt through the SDK's HTTP client (no SDK retries); the response body, or None."""
-        response = await self._send_once(request, False, implicit_retry=False)
-        return response.response_stream[0] if response.response_stream else None
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context the SDK hands its HTTP client (certifi's roots, or the configured CA file)."""
+        found = self._session_request_args.get("ssl")
+        return found if isinstance(found, ssl.SSLContext) else None
 
 
 def token_request_sender(client: genai.Client) -> TokenRequestSender:
     """Resolve every private name now; raises SdkIncompatibleError naming the SDK version and the name."""
-    from google.genai import _api_client, _common, _tokens_converters
+    from google.genai import _common, _tokens_converters
     from google.genai import tokens as genai_tokens
 
     api_client = _lookup(client.aio, "_api_client")
@@ -143,8 +127,6 @@ def token_request_sender(client: genai.Client) -> TokenRequestSender:
         _bidi_to_token_setup=_lookup(genai_tokens, "_convert_bidi_setup_to_token_setup"),
         _convert_to_dict=_lookup(_common, "convert_to_dict"),
         _encode_unserializable=_lookup(_common, "encode_unserializable_types"),
-        _http_request=_lookup(_api_client, "HttpRequest"),
-        _send_once=_lookup(api_client, "_async_request_once"),
         _template=build_request("post", "auth_tokens", {}, None),
         _session_request_args=dict(_lookup(api_client, "_async_client_session_request_args")),
     )

@@ -50,7 +50,6 @@ TRACING_MODULES = (
     "service.tracing.otel",
     "opentelemetry.sdk.trace",
     "opentelemetry.exporter",
-    "opentelemetry.instrumentation.aiohttp_client",
     "opentelemetry.instrumentation.httpx",
     "opentelemetry.instrumentation.redis",
 )

@@ -3,11 +3,10 @@ and a bug in a mint attempt is not mistaken for a Google outage."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
-from google.genai import _api_client, _tokens_converters
+from google.genai import _api_client, _common, _tokens_converters
 
 from service.config import ProfileConfig, Secret, UpstreamConfig
 from service.metrics import Metrics
@@ -32,7 +31,7 @@ def _minter(emulator: Any, upstream: UpstreamConfig | None = None) -> TokenMinte
     ("owner", "name"),
     [
         (_tokens_converters, "_CreateAuthTokenParameters_to_mldev"),
-        (_api_client.BaseApiClient, "_async_request_once"),
+        (_common, "encode_unserializable_types"),
         (_api_client.BaseApiClient, "_build_request"),
     ],
 )
@@ -70,7 +69,7 @@ async def test_a_bug_in_an_attempt_is_not_retried_nor_counted_as_an_outage(
         calls += 1
         raise TypeError("unexpected keyword argument 'implicit_retry'")
 
-    monkeypatch.setattr(minter, "_sender", dataclasses.replace(minter._sender, _send_once=broken))
+    monkeypatch.setattr(minter._connections, "request", broken)
     try:
         with pytest.raises(TypeError):
             await minter.mint("voice", None)

@@ -1,0 +1,281 @@
+"""The minter's HTTP/1.1 connections to Google: one POST at a time on each kept-alive TLS connection.
+
+The SDK builds the request (URL, headers, body: sdk.py) and judges the answer (its APIError classes); this module
+only carries the bytes. It replaced aiohttp under the SDK on the hot path: aiohttp's request machinery (request
+and response objects, a payload registry, stream readers, per-request timers, cookie and trace hooks) cost
+about a fifth of an issued token's CPU, for one small POST whose shape never changes. Here a request is one
+pre-encoded head plus the body, written with one `send()`; httptools (the C parser uvicorn uses) reads the
+answer.
+
+On the wire Google sees what aiohttp sent under the SDK, header for header (a test compares with the public
+`auth_tokens.create` call): `Host`, the SDK's headers in its order, `Accept: */*`,
+`Accept-Encoding: gzip, deflate` (a gzip or deflate answer is decoded here), `Content-Length`.
+
+A connection is reused only after a complete answer that keeps it alive; one that fails, is cancelled mid-request
+(the attempt's timeout) or answers `Connection: close` is closed. Idle connections are closed after
+`idle_seconds`, well before Google's front ends drop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections.abc import Mapping
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import httptools
+
+MAX_ANSWER_BYTES = 1 << 20  # a token is a few hundred bytes; an error page a few kB
+_FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
+
+
+class UpstreamConnectionError(ConnectionError):
+    """The connection failed before a whole answer arrived (refused, reset, closed, not HTTP, too large)."""
+
+
+class UpstreamAnswer(NamedTuple):
+    """One HTTP answer: status, reason phrase, headers (lower-case names) and the decoded body."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def is_json(self) -> bool:
+        """Whether the body says it is JSON (as aiohttp's `json()` checks it)."""
+        kind = self.headers.get("content-type", "").partition(";")[0].strip().lower()
+        return kind == "application/json" or kind.endswith("+json")
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":  # zlib-wrapped as the RFC says; some servers send raw deflate
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    raise UpstreamConnectionError(f"The upstream answered with an encoding that was not asked for: {encoding!r}.")
+
+
+class _Connection(asyncio.Protocol):
+    """One TLS connection; at most one request in flight."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._future: asyncio.Future[UpstreamAnswer] | None = None
+        self._reason = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._size = 0
+        self.closed = False
+        self.reusable = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, data: bytes) -> asyncio.Future[UpstreamAnswer]:
+        """Write one whole request; the future gets its answer."""
+        self.reusable = False
+        self._future = future = self._loop.create_future()
+        self._reason, self._headers, self._body, self._size = b"", {}, [], 0
+        if self.closed or self.transport is None:
+            future.set_exception(UpstreamConnectionError("The upstream connection is closed."))
+        else:
+            self.transport.write(data)
+        return future
+
+    # httptools callbacks
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_ANSWER_BYTES:
+            raise UpstreamConnectionError("The upstream's answer is larger than any answer to this request.")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        future = self._future
+        self._future = None
+        body = b"".join(self._body)
+        self.reusable = self._parser.should_keep_alive()
+        if future is None or future.done():  # an answer nobody asked for, or one nobody waits for any more
+            self.close()
+            return
+        try:
+            body = _decoded(body, self._headers.get("content-encoding", ""))
+        except (zlib.error, UpstreamConnectionError) as exc:
+            self.reusable = False
+            future.set_exception(UpstreamConnectionError(f"The upstream's answer could not be decoded: {exc}"))
+            return
+        status = self._parser.get_status_code()
+        future.set_result(UpstreamAnswer(status, self._reason.decode("latin-1"), self._headers, body))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, UpstreamConnectionError) as exc:
+            self._fail(UpstreamConnectionError(f"The upstream's answer is not valid HTTP/1.1: {exc}"))
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        self._fail(UpstreamConnectionError("The upstream closed the connection before answering."))
+
+    def _fail(self, exc: Exception) -> None:
+        future, self._future = self._future, None
+        if future is not None and not future.done():
+            future.set_exception(exc)
+        self.close()
+
+    def close(self) -> None:
+        """Close now (a request in flight fails)."""
+        self.reusable = False
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+
+class UpstreamConnections:
+    """Kept-alive connections to the one origin of `url`, each carrying one request at a time."""
+
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None, idle_seconds: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"The upstream URL must be http(s)://host[:port]/…, not {url!r}.")
+        default_port = 443 if parts.scheme == "https" else 80
+        self._host = parts.hostname
+        self._port = parts.port or default_port
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self.host_header = host if self._port == default_port else f"{host}:{self._port}"
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
+        self._idle_seconds = idle_seconds
+        self._idle: list[_Connection] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def head(self, method: str, headers: Mapping[str, str]) -> bytes:
+        """The request head up to (not including) `Content-Length`, in the order aiohttp writes it: the request
+        line, `Host`, `headers` in their order, `Accept`, `Accept-Encoding`. ValueError (naming the header, not
+        its value) for a header that would break the head."""
+        lines = [f"{method} {self.target} HTTP/1.1", f"Host: {self.host_header}"]
+        for name, value in {**headers, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}.items():
+            if any(c in name or c in value for c in _FORBIDDEN_IN_HEADERS) or ":" in name:
+                raise ValueError(f"The upstream request's {name.split(':')[0]!r} header holds a line break or NUL.")
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+    async def request(self, head: bytes, body: bytes) -> UpstreamAnswer:
+        """Send `head` (from head(), plus any extra header lines) with `body`; the whole answer. Raises
+        UpstreamConnectionError or OSError/ssl.SSLError when no whole answer came back."""
+        connection = self._take()
+        if connection is None:
+            connection = await self._connect()
+        data = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        try:
+            answer = await connection.send(data)
+        except BaseException:
+            connection.close()  # failed or cancelled mid-request: its stream cannot be trusted
+            raise
+        if connection.reusable and not self._closed:
+            connection.idle_since = asyncio.get_running_loop().time()
+            self._idle.append(connection)
+            if self._sweeper is None:
+                self._arm_sweeper()
+        else:
+            connection.close()
+        return answer
+
+    def _take(self) -> _Connection | None:
+        idle = self._idle
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely to have been closed
+            if not connection.closed:
+                return connection
+        return None
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            lambda: _Connection(loop),
+            self._host,
+            self._port,
+            ssl=self._ssl,
+            server_hostname=self._host if self._ssl is not None else None,
+        )
+        return connection
+
+    def _arm_sweeper(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(self._idle_seconds / 4, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle longer than `idle_seconds`; look again while any are idle."""
+        self._sweeper = None
+        cutoff = asyncio.get_running_loop().time() - self._idle_seconds
+        keep = []
+        for connection in self._idle:
+            if connection.closed:
+                continue
+            if connection.idle_since < cutoff:
+                connection.close()
+            else:
+                keep.append(connection)
+        self._idle = keep
+        if keep and not self._closed:
+            self._arm_sweeper()
+
+    @property
+    def idle(self) -> int:
+        """Open connections waiting for a request."""
+        return sum(1 for c in self._idle if not c.closed)
+
+    async def open(self, count: int, each_within: float) -> int:
+        """Open `count` connections now (TCP and TLS handshakes done before the first burst needs them) and keep
+        them idle; returns how many opened."""
+
+        async def one() -> _Connection | None:
+            try:
+                async with asyncio.timeout(each_within):
+                    return await self._connect()
+            except (OSError, TimeoutError, ssl.SSLError):
+                return None
+
+        opened = [c for c in await asyncio.gather(*(one() for _ in range(count))) if c is not None]
+        now = asyncio.get_running_loop().time()
+        for connection in opened:
+            connection.idle_since = now
+            connection.reusable = True
+        self._idle.extend(opened)
+        if opened and self._sweeper is None:
+            self._arm_sweeper()
+        return len(opened)
+
+    async def aclose(self) -> None:
+        """Close every idle connection (one in use closes when its request ends)."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+        await asyncio.sleep(0)  # let the transports' close callbacks run

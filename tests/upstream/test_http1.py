@@ -1,0 +1,203 @@
+"""The minter's own HTTP/1.1 connections against a scripted server: what goes out, how answers are read, when a
+connection is reused and when it is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from service.upstream.http1 import MAX_ANSWER_BYTES, UpstreamAnswer, UpstreamConnectionError, UpstreamConnections
+from tests.support.waiting import until
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@dataclass
+class Scripted:
+    """A plain-HTTP server answering each request with the next of `answers` (bytes, or None: hang), hanging up
+    after each answer if `hang_up`."""
+
+    answers: list[bytes | None]
+    hang_up: bool = False
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    closed: int = 0
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.startswith(b"Content-Length:")
+                )
+                self.requests.append(head + await reader.readexactly(length))
+                answer = self.answers.pop(0)
+                if answer is None:
+                    await reader.read()  # hang until the client hangs up
+                    return
+                writer.write(answer)
+                await writer.drain()
+                if self.hang_up:
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.closed += 1
+            writer.close()
+
+
+async def _serve(script: Scripted) -> asyncio.Server:
+    server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+    script.port = server.sockets[0].getsockname()[1]
+    return server
+
+
+def _closed(script: Scripted, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return script.closed == count
+
+    return check
+
+
+def _pool(script: Scripted, idle_seconds: float = 60.0) -> UpstreamConnections:
+    return UpstreamConnections(f"http://127.0.0.1:{script.port}/v1alpha/auth_tokens", None, idle_seconds)
+
+
+async def test_the_request_is_the_head_and_body_aiohttp_would_send_and_a_gzip_chunked_answer_is_read() -> None:
+    """The bytes on the wire: request line, Host, the given headers in order, Accept, Accept-Encoding,
+    Content-Length, body. A chunked, gzip-encoded answer comes back whole and decoded, with its headers."""
+    payload = b'{"name":"auth_tokens/abc"}'
+    packed = gzip.compress(payload)
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Encoding: gzip\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (10, packed[:10])
+        + b"%x\r\n%s\r\n" % (len(packed) - 10, packed[10:])
+        + b"0\r\n\r\n"
+    )
+    script = Scripted([answer])
+    server = await _serve(script)
+    pool = _pool(script)
+    try:
+        head = pool.head("POST", {"Content-Type": "application/json", "x-goog-api-key": "k-1"})
+        got = await pool.request(head, b'{"a":1}')
+    finally:
+        await pool.aclose()
+        server.close()
+    assert script.requests == [
+        b"POST /v1alpha/auth_tokens HTTP/1.1\r\n"
+        + f"Host: 127.0.0.1:{script.port}\r\n".encode()
+        + b"Content-Type: application/json\r\nx-goog-api-key: k-1\r\nAccept: */*\r\n"
+        b"Accept-Encoding: gzip, deflate\r\nContent-Length: 7\r\n\r\n"
+        b'{"a":1}'
+    ]
+    assert got == UpstreamAnswer(
+        200,
+        "OK",
+        {
+            "content-type": "application/json; charset=UTF-8",
+            "content-encoding": "gzip",
+            "transfer-encoding": "chunked",
+        },
+        payload,
+    )
+    assert got.is_json
+
+
+async def test_a_kept_alive_connection_is_reused_and_one_the_server_closes_is_not() -> None:
+    """Two answers with keep-alive: one connection. An answer with `Connection: close`: the next request opens a
+    new one (and is answered there)."""
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    script = Scripted([OK, closing, OK])
+    server = await _serve(script)
+    pool = _pool(script)
+    try:
+        head = pool.head("POST", {})
+        statuses = [(await pool.request(head, b"{}")).status for _ in range(3)]
+    finally:
+        await pool.aclose()
+        server.close()
+    assert statuses == [200, 200, 200]
+    assert script.connections == 2
+    assert len(script.requests) == 3
+
+
+async def test_a_request_cancelled_mid_answer_closes_its_connection() -> None:
+    """The attempt's timeout fires while the server is still silent: that connection is closed (the server sees
+    it go) and the next request, on a new connection, gets its own answer rather than the late one."""
+    script = Scripted([None, OK])
+    server = await _serve(script)
+    pool = _pool(script)
+    try:
+        head = pool.head("POST", {})
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await pool.request(head, b"{}")
+        await until(_closed(script, 1), "the server saw the connection close")
+        answer = await pool.request(head, b"{}")
+    finally:
+        await pool.aclose()
+        server.close()
+    assert (answer.status, answer.body) == (200, b"{}")
+    assert script.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "not valid HTTP/1.1"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_ANSWER_BYTES + 1), "not valid HTTP/1.1"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}", "encoding that was not asked"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "closed the connection before answering"),
+    ],
+    ids=["not-http", "too-large", "unasked-encoding", "cut-short"],
+)
+async def test_an_answer_that_is_not_a_whole_http_answer_is_a_connection_error(answer: bytes, message: str) -> None:
+    """Garbage, an answer larger than any token answer, an encoding we did not offer, a body cut short by the
+    server hanging up: UpstreamConnectionError (a connection failure, retried by the minter), never a hang, and
+    the connection is not kept."""
+    if answer.endswith(b"%d\r\n\r\n" % (MAX_ANSWER_BYTES + 1)):
+        answer += b"x" * (MAX_ANSWER_BYTES + 1)
+    script = Scripted([answer], hang_up=True)
+    server = await _serve(script)
+    pool = _pool(script)
+    try:
+        with pytest.raises(UpstreamConnectionError, match=message):
+            async with asyncio.timeout(5):
+                await pool.request(pool.head("POST", {}), b"{}")
+    finally:
+        await pool.aclose()
+        server.close()
+    assert pool.idle == 0
+
+
+async def test_idle_connections_are_closed_after_idle_seconds() -> None:
+    """A connection left idle longer than `idle_seconds` is closed by the client (the server sees it go), before a
+    server could drop it under a request."""
+    script = Scripted([OK])
+    server = await _serve(script)
+    pool = _pool(script, idle_seconds=0.2)
+    try:
+        await pool.request(pool.head("POST", {}), b"{}")
+        assert pool.idle == 1
+        await until(_closed(script, 1), "the server saw the connection close")
+        assert pool.idle == 0
+    finally:
+        await pool.aclose()
+        server.close()
+
+
+def test_a_header_value_with_a_line_break_is_refused_without_echoing_it() -> None:
+    """An API key with a newline would split the request: refused when the head is built, naming the header and
+    not its value."""
+    pool = UpstreamConnections("https://generativelanguage.googleapis.com/v1alpha/auth_tokens", None, 60.0)
+    with pytest.raises(ValueError, match="'x-goog-api-key' header") as info:
+        pool.head("POST", {"x-goog-api-key": "AIza-secret\r\nX-Evil: 1"})
+    assert "AIza-secret" not in str(info.value)
+    assert pool.host_header == "generativelanguage.googleapis.com"  # the default port is not written
