@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import re
@@ -38,6 +39,41 @@ def correlate_traces(current: TraceIds | None) -> None:
     """Have log lines carry `trace_id` and `span_id` read by `current` (tracing switches it on; None: off)."""
     global _trace_ids  # noqa: PLW0603 - process-wide, like the structlog configuration it feeds
     _trace_ids = current
+
+
+# The request's own log context (request_id, subject, tenant, profile): one context variable holding one dict per
+# request, which the request's steps fill in place. structlog's contextvars module keeps a variable per key, and
+# clearing it walks every variable of the context: with a clear at each end of a request and three binds, that was
+# ~6% of a refused request's CPU.
+_REQUEST_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "livetoken_request_context", default=None
+)
+
+
+def begin_request_context(**values: Any) -> contextvars.Token[dict[str, Any] | None]:
+    """Start a request's log context holding `values` (the middleware; end it with end_request_context)."""
+    return _REQUEST_CONTEXT.set(dict(values))
+
+
+def end_request_context(token: contextvars.Token[dict[str, Any] | None]) -> None:
+    """Put back the context that was current before begin_request_context."""
+    _REQUEST_CONTEXT.reset(token)
+
+
+def bind_request(**values: Any) -> None:
+    """Add `values` to every later log line of this request (nothing outside a request)."""
+    context = _REQUEST_CONTEXT.get()
+    if context is not None:
+        context.update(values)
+
+
+def merge_request_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the request's log context, under what the line itself says (as merge_contextvars)."""
+    context = _REQUEST_CONTEXT.get()
+    if context:
+        for key, value in context.items():
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 def add_trace_ids(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -235,7 +271,7 @@ def configure_logging(fmt: Literal["json", "console"] | None, level: str = "info
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        merge_request_context,
         add_trace_ids,
         structlog.processors.add_log_level,
         _Timestamp(),

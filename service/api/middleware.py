@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from service.logging import begin_request_context, end_request_context
 from service.metrics import Metrics
 from service.tracing import NO_TRACING, Tracing
 
@@ -53,8 +53,7 @@ class RequestContextMiddleware:
                 break
         request_id = request_id or next(self._ids)
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        context = begin_request_context(request_id=request_id)
         route = scope.get("path_template") or "unmatched"
         tracing = self.tracing
         if tracing.enabled and route != "unmatched":
@@ -84,4 +83,4 @@ class RequestContextMiddleware:
             metrics.count_request(
                 route, http_scope["method"], status, time.perf_counter() - started, tracing.exemplar()
             )
-            structlog.contextvars.clear_contextvars()
+            end_request_context(context)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -15,6 +14,7 @@ from service.api.token_route import NO_STORE, ONE_AUTHORIZATION
 from service.auth import CallerIdentity
 from service.errors import MalformedRequest
 from service.issuing import Generation, ProfileList, Readiness, Runtime, Usage
+from service.logging import bind_request
 
 
 async def authenticate(request: Request[Any, Any, State], gen: Generation) -> CallerIdentity:
@@ -22,7 +22,7 @@ async def authenticate(request: Request[Any, Any, State], gen: Generation) -> Ca
     if len(request.headers.getall("authorization", [])) > 1:
         raise MalformedRequest(ONE_AUTHORIZATION)
     caller = await gen.verifier.verify(request.headers.get("authorization"))
-    structlog.contextvars.bind_contextvars(subject=caller.subject, tenant=caller.tenant)
+    bind_request(subject=caller.subject, tenant=caller.tenant)
     return caller
 
 

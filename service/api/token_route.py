@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from types import TracebackType
 
 import msgspec
-import structlog
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
@@ -29,7 +28,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.issuing import IssueResult, Runtime, TokenRequest
-from service.logging import fingerprint
+from service.logging import bind_request, fingerprint
 
 TOKEN_PATH = "/v1/tokens"  # noqa: S105 - a route, not a secret
 NO_STORE = {"Cache-Control": "no-store"}
@@ -86,9 +85,10 @@ class BodyDeadline:
 
 
 async def read_json_body(
-    header: Callable[[str], str | None], chunks: AsyncIterator[bytes], max_bytes: int, read_timeout: float
+    header: Callable[[str], str | None], receive: Receive, max_bytes: int, read_timeout: float
 ) -> bytes:
-    """The raw body, refusing wrong media types, oversize and slow uploads cheaply."""
+    """The raw body from the ASGI `receive`, refusing wrong media types, oversize and slow uploads cheaply;
+    ClientDisconnected when the caller leaves before it is all there."""
     media_type = (header("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType
@@ -102,14 +102,20 @@ async def read_json_body(
     size = 0
     try:
         with BodyDeadline(read_timeout):
-            async for chunk in chunks:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
                 size += len(chunk)
                 if size > max_bytes:
                     raise PayloadTooLarge
                 parts.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise MalformedRequest("The request body arrived too slowly.") from None
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def decode_token_request(raw: bytes) -> TokenRequest:
@@ -122,38 +128,25 @@ def decode_token_request(raw: bytes) -> TokenRequest:
         raise MalformedRequest("The request body is not valid JSON.") from None
 
 
-async def answer_token_request(
-    rt: Runtime, header: Callable[[str], str | None], chunks: AsyncIterator[bytes]
-) -> IssueResult:
+async def answer_token_request(rt: Runtime, header: Callable[[str], str | None], receive: Receive) -> IssueResult:
     """Authenticate, then judge the rest of the request, then run the issuing flow; refusals raise."""
     gen = rt.current  # this configuration to the end of the request, whatever a reload does meanwhile
     with rt.tracing.span("livetoken.authenticate") as span:
         caller = await gen.verifier.verify(header("authorization"))
         if span.is_recording():  # the caller as the logs' fingerprint, never the subject itself
             span.set_attribute("livetoken.subject_fingerprint", fingerprint(caller.subject))
-    structlog.contextvars.bind_contextvars(subject=caller.subject, tenant=caller.tenant)
+    bind_request(subject=caller.subject, tenant=caller.tenant)
     # A caller must be authenticated before anything else about the request is judged.
     idempotency_key = header("idempotency-key")
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise MalformedRequest("Idempotency-Key must be 1-255 visible ASCII characters.")
     server = gen.settings.file.server
-    raw = await read_json_body(header, chunks, server.max_body_bytes, float(server.request_timeout))
+    raw = await read_json_body(header, receive, server.max_body_bytes, float(server.request_timeout))
     body = decode_token_request(raw)
     # What a repeated Idempotency-Key must match; without one, nothing is compared.
     request_hash = "" if idempotency_key is None else hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:32]
     result = await gen.issuer.issue(caller, body, idempotency_key, request_hash)
     return IssueResult(result.status, result.body, {**result.headers, **NO_STORE})
-
-
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        body: bytes = message.get("body", b"")  # type: ignore[assignment]
-        yield body
-        if not message.get("more_body", False):
-            return
 
 
 async def _answer(send: Send, status: int, body: bytes, media_type: bytes | None, headers: dict[str, str]) -> None:
@@ -195,7 +188,7 @@ async def token_route(scope: Scope, receive: Receive, send: Send) -> None:
         header = _header_reader(scope)
         rt.admit()
         try:
-            result = await answer_token_request(rt, header, _body_chunks(receive))
+            result = await answer_token_request(rt, header, receive)
         finally:
             rt.release()
     except ClientDisconnected:

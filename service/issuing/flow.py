@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import NoReturn
 
 import msgspec
-import structlog
 
 from service.auth import CallerIdentity, may_use
 from service.config import BudgetConfig, ProfileConfig, Settings
@@ -36,7 +35,7 @@ from service.issuing.types import (
     TokenResponse,
     Usage,
 )
-from service.logging import fingerprint, get_logger
+from service.logging import bind_request, fingerprint, get_logger
 from service.metrics import Metrics
 from service.ratelimit import (
     Decision,
@@ -143,7 +142,7 @@ class TokenIssuer:
         """Run the flow; raises a LivetokenError for every refusal."""
         with self._tracing.span("livetoken.authorize", {"livetoken.profile": req.profile}):
             profile, voice = self._authorize(caller, req)
-        structlog.contextvars.bind_contextvars(profile=req.profile)
+        bind_request(profile=req.profile)
         idem_key = None
         store = self._idempotency
         with self._tracing.span("livetoken.idempotency") as span:

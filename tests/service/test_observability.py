@@ -10,6 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from service.logging import merge_request_context
 from service.metrics import Metrics
 from tests.support.redis_proc import RedisProcess
 from tests.support.service import auth, build_settings, make_jwt, running_app, service_env, write_config
@@ -72,13 +73,18 @@ async def test_metrics_count_requests_tokens_and_rejections(settings: Any) -> No
 
 
 async def test_logs_carry_request_context_and_one_audit_line(settings: Any) -> None:
-    """Each token yields one audit line with request_id, subject, profile, outcome and a fingerprint."""
+    """Each token yields one audit line with request_id, subject, profile, outcome and a fingerprint; a line logged
+    after the request (in the same task, as an in-process client runs it) carries none of them."""
     async with running_app(settings) as client:
-        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        with capture_logs(processors=[merge_request_context]) as logs:
             resp = await client.post(
                 "/v1/tokens", json={"profile": "voice"}, headers={**auth(sub="carol"), "X-Request-ID": "req-123"}
             )
+            structlog.get_logger().info("after_the_request")  # same task: the request's context is gone
     assert resp.headers["x-request-id"] == "req-123"
+    assert [e for e in logs if e["event"] == "after_the_request"] == [
+        {"event": "after_the_request", "log_level": "info"}
+    ]
     audit = [e for e in logs if e["event"] == "token_issued"]
     assert len(audit) == 1
     line = audit[0]

@@ -8,7 +8,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from service.config import Settings
-from service.logging import add_trace_ids
+from service.logging import add_trace_ids, merge_request_context
 from service.metrics import Metrics
 from service.tracing import Tracing
 from tests.support.service import auth, running_app
@@ -25,7 +25,7 @@ async def test_every_log_line_of_a_traced_request_carries_its_trace_and_span(
     a line outside any request carries neither."""
     async with traced_app(settings, tracing) as client:
         exporter.clear()
-        with capture_logs(processors=[structlog.contextvars.merge_contextvars, add_trace_ids]) as logs:
+        with capture_logs(processors=[merge_request_context, add_trace_ids]) as logs:
             resp = await client.post(
                 "/v1/tokens", json={"profile": "voice"}, headers={**auth(), "traceparent": TRACEPARENT}
             )
@@ -76,7 +76,7 @@ async def test_untraced_service_has_no_exemplars_and_no_trace_ids(settings: Sett
     """With tracing off, OpenMetrics scrapes work and carry no exemplar, and log lines carry no trace ids,
     even when the caller sends a traceparent."""
     async with running_app(settings) as client:
-        with capture_logs(processors=[structlog.contextvars.merge_contextvars, add_trace_ids]) as logs:
+        with capture_logs(processors=[merge_request_context, add_trace_ids]) as logs:
             resp = await client.post(
                 "/v1/tokens", json={"profile": "voice"}, headers={**auth(), "traceparent": TRACEPARENT}
             )
