@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -43,15 +44,31 @@ def _from_litestar(exc: HTTPException) -> errors.LivetokenError:  # noqa: PLR091
     return errors.LivetokenError()
 
 
+def _problem_head(err: errors.LivetokenError) -> bytes:
+    """The problem body without its closing brace: status, type, title, detail."""
+    body = {"status": err.status, "type": err.type_uri, "title": err.title, "detail": err.detail}
+    return msgspec.json.encode(body)[:-1]
+
+
+# A refusal with its class's own detail renders the same bytes every time (a flood of 401s and 429s is made of
+# these): encoded once per class and status. A detail made for one request (a validation message) is encoded each time.
+_HEADS: dict[tuple[type[errors.LivetokenError], int], bytes] = {}
+
+
 def render_problem(
     metrics: Metrics, err: errors.LivetokenError, request_id: str | None
 ) -> tuple[int, bytes, dict[str, str]]:
     """Status, problem+json body and headers for `err`, counted as a rejection (framework-free)."""
     metrics.inc(metrics.rejections, err.slug)
-    body: dict[str, Any] = {"status": err.status, "type": err.type_uri, "title": err.title, "detail": err.detail}
-    if request_id:
-        body["request_id"] = request_id
-    return err.status, msgspec.json.encode(body), {**err.headers(), "Cache-Control": "no-store"}
+    if err.detail is err.default_detail:
+        kind = (type(err), err.status)  # the status too: RequestRefused keeps the framework's 4xx
+        head = _HEADS.get(kind)
+        if head is None:
+            head = _HEADS[kind] = _problem_head(err)
+    else:
+        head = _problem_head(err)
+    body = head + b',"request_id":' + msgspec.json.encode(request_id) + b"}" if request_id else head + b"}"
+    return err.status, body, {**err.headers(), "Cache-Control": "no-store"}
 
 
 def problem_response(request: Request[Any, Any, Any], err: errors.LivetokenError) -> Response[Any]:
@@ -68,10 +85,13 @@ def log_refusal(exc: errors.LivetokenError) -> None:
     401 and 429 are what a flood looks like: they are counted in metrics and logged at debug only, so an
     attacker cannot turn cheap requests into expensive log lines.
     """
-    if isinstance(exc, errors.InvalidToken):
-        log.debug("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
-    elif isinstance(exc, errors.RateLimited):
-        log.debug("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
+    if isinstance(exc, errors.InvalidToken | errors.RateLimited):
+        if not log.is_enabled_for(logging.DEBUG):  # the default: a flood's refusals cost no log call at all
+            return
+        if isinstance(exc, errors.InvalidToken):
+            log.debug("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
+        else:
+            log.debug("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
     else:
         log.info("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from service import errors
+from service.api.problems import render_problem
+from service.metrics import Metrics
 from tests.support.burst import release_together
 from tests.support.processes import serving
 from tests.support.service import auth, build_settings, running_app, service_env, write_config
@@ -136,3 +141,29 @@ def test_two_authorization_headers_are_refused(tmp_path: Path, emulator: Any, re
             "request_id": answer.headers["x-request-id"],
         }
     assert emulator.mint_count() == before
+
+
+def test_a_problem_body_is_the_same_json_whether_encoded_once_or_each_time() -> None:
+    """A refusal with its class's own detail reuses bytes encoded once per class and status; one with a detail of
+    its own is encoded anew. Either way the body is exactly the JSON of its fields (two framework 4xx statuses
+    of one class do not share bytes; the request id is JSON-encoded)."""
+    metrics = Metrics()
+    cases: list[tuple[errors.LivetokenError, str | None]] = [
+        (errors.RateLimited(retry_after=3), "0123abcd00000001"),
+        (errors.RateLimited(retry_after=3), "0123abcd00000002"),
+        (errors.RequestRefused(408), "a.b:c-d_e"),
+        (errors.RequestRefused(431), None),
+        (errors.MalformedRequest("Invalid request body: Object missing required field `profile`"), "r-1"),
+        (errors.MalformedRequest(), "r-2"),
+    ]
+    for err, request_id in cases:
+        expected = {"status": err.status, "type": err.type_uri, "title": err.title, "detail": err.detail}
+        if request_id:
+            expected["request_id"] = request_id
+        status, body, headers = render_problem(metrics, err, request_id)
+        assert (status, json.loads(body), headers) == (
+            err.status,
+            expected,
+            {**err.headers(), "Cache-Control": "no-store"},
+        )
+        assert body == msgspec.json.encode(expected)  # byte for byte what encoding the whole object gives
