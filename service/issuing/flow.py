@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from datetime import datetime
 from typing import NoReturn
 
 import msgspec
@@ -61,10 +60,6 @@ class OverrideNotAllowed(ProfileForbidden):
 
 def _reset_of(decision: Decision, check: LimitCheck) -> float:
     return next(s.reset_after for s in decision.states if s.check is check)
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat().replace("+00:00", "Z")
 
 
 class TokenIssuer:
@@ -178,8 +173,8 @@ class TokenIssuer:
             body = msgspec.json.encode(
                 TokenResponse(
                     token=token.name,
-                    expire_time=_iso(token.expire_time),
-                    new_session_expire_time=_iso(token.new_session_expire_time),
+                    expire_time=token.expire_text,
+                    new_session_expire_time=token.new_session_text,
                     uses=token.uses,
                     profile=req.profile,
                     model=model,
@@ -212,7 +207,7 @@ class TokenIssuer:
                 token_fingerprint=fingerprint(token.name),
                 model=model,
                 uses=token.uses,
-                expire_time=_iso(token.expire_time),
+                expire_time=token.expire_text,
             )
             return IssueResult(201, body, ratelimit_headers(decision))
 

@@ -57,6 +57,8 @@ class MintedToken:
     new_session_expire_time: datetime
     uses: int
     constraints: types.LiveConnectConstraints
+    expire_text: str  # the two times as the answer writes them (RFC 3339, `Z`): formatted once, by the mint
+    new_session_text: str
 
 
 def _token_name(body: bytes) -> str:
@@ -178,8 +180,9 @@ class TokenMinter:
             # Timezone-aware datetimes serialised as the SDK does (isoformat), so Google sees an offset; an ISO
             # time needs no JSON escaping, so the body is the SDK's json.dumps bytes (test_request_body pins it).
             prefix, between, suffix, expire_first = template
-            first, second = (expire, new_session) if expire_first else (new_session, expire)
-            body = f'{prefix}"{first.isoformat()}"{between}"{second.isoformat()}"{suffix}'.encode()
+            expire_text, new_session_text = expire.isoformat(), new_session.isoformat()  # ...+00:00
+            first, second = (expire_text, new_session_text) if expire_first else (new_session_text, expire_text)
+            body = f'{prefix}"{first}"{between}"{second}"{suffix}'.encode()
             budget = min(self._cfg.attempt_timeout, deadline - loop.time())
             started = time.perf_counter()
             try:
@@ -221,7 +224,15 @@ class TokenMinter:
                 self._metrics.upstream_errors.labels(kind="malformed").inc()
                 raise UpstreamRejected("The Live API returned an unexpected answer.")
             self.circuit.record_success()
-            return MintedToken(name, expire, new_session, profile.uses, constraints)
+            return MintedToken(
+                name,
+                expire,
+                new_session,
+                profile.uses,
+                constraints,
+                expire_text.removesuffix("+00:00") + "Z",
+                new_session_text.removesuffix("+00:00") + "Z",
+            )
 
     async def _send(self, key: ApiKey, body: bytes) -> bytes:
         """One attempt: POST the body with `key`; the answer's body when it is a 200, else the SDK's APIError for
