@@ -64,6 +64,11 @@ def _decoded(body: bytes, encoding: str) -> bytes:
     raise UpstreamConnectionError(f"The upstream answered with an encoding that was not asked for: {encoding!r}.")
 
 
+def _time_out(answer: asyncio.Future[UpstreamAnswer]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One TLS connection; at most one request in flight."""
 
@@ -183,18 +188,27 @@ class UpstreamConnections:
             lines.append(f"{name}: {value}")
         return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
-    async def request(self, head: bytes, body: bytes) -> UpstreamAnswer:
-        """Send `head` (from head(), plus any extra header lines) with `body`; the whole answer. Raises
-        UpstreamConnectionError or OSError/ssl.SSLError when no whole answer came back."""
+    async def request(self, head: bytes, body: bytes, within: float) -> UpstreamAnswer:
+        """Send `head` (from head(), plus any extra header lines) with `body`; the whole answer. TimeoutError when
+        it has not come `within` seconds from now (connecting included); UpstreamConnectionError or
+        OSError/ssl.SSLError when no whole answer came back."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + within
         connection = self._take()
         if connection is None:
-            connection = await self._connect()
+            async with asyncio.timeout_at(due):
+                connection = await self._connect()
         data = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        answer_future = connection.send(data)
+        # One timer on the answer itself (asyncio.timeout's task-cancelling machinery cost ~2% of a token).
+        timer = loop.call_at(due, _time_out, answer_future)
         try:
-            answer = await connection.send(data)
+            answer = await answer_future
         except BaseException:
-            connection.close()  # failed or cancelled mid-request: its stream cannot be trusted
+            connection.close()  # failed, timed out or cancelled mid-request: its stream cannot be trusted
             raise
+        finally:
+            timer.cancel()
         if connection.reusable and not self._closed:
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)

@@ -193,8 +193,7 @@ class TokenMinter:
                     "livetoken.mint.attempt",
                     {"livetoken.mint.attempt": calls, "livetoken.upstream.key": key.fingerprint},
                 ):
-                    async with asyncio.timeout(budget):
-                        answer = await self._send(key, body)
+                    answer = await self._send(key, body, budget)
             except ATTEMPT_ERRORS as exc:
                 kind = self._classify(exc, started)
                 if kind == "rejected":
@@ -234,27 +233,28 @@ class TokenMinter:
                 new_session_text.removesuffix("+00:00") + "Z",
             )
 
-    async def _send(self, key: ApiKey, body: bytes) -> bytes:
+    async def _send(self, key: ApiKey, body: bytes, within: float) -> bytes:
         """One attempt: POST the body with `key`; the answer's body when it is a 200, else the SDK's APIError for
-        the answer (ClientError for a 4xx, ServerError for a 5xx), built as the SDK builds it from a response."""
+        the answer (ClientError for a 4xx, ServerError for a 5xx), built as the SDK builds it from a response.
+        TimeoutError when no answer came `within` seconds."""
         head = self._heads.get(key.fingerprint)
         if head is None:
             head = self._heads[key.fingerprint] = self._connections.head(
                 "POST", self._sender.headers(key.secret.reveal())
             )
         if self._tracing.enabled:
-            answer = await self._send_traced(head, body)
+            answer = await self._send_traced(head, body, within)
         else:
-            answer = await self._connections.request(head, body)
+            answer = await self._connections.request(head, body, within)
         if answer.status == 200:
             return answer.body
         raise _api_error(answer)
 
-    async def _send_traced(self, head: bytes, body: bytes) -> UpstreamAnswer:
+    async def _send_traced(self, head: bytes, body: bytes, within: float) -> UpstreamAnswer:
         """The call as a client span (HTTP semantic conventions; never the key) whose `traceparent` Google gets."""
         with self._tracing.span("POST", self._span_attributes, client=True) as span:
             extra = "".join(f"{name}: {value}\r\n" for name, value in self._tracing.propagation_headers().items())
-            answer = await self._connections.request(head + extra.encode("latin-1"), body)
+            answer = await self._connections.request(head + extra.encode("latin-1"), body, within)
             span.set_attribute("http.response.status_code", answer.status)
             if answer.status >= 400:
                 span.set_attribute("error.type", str(answer.status))

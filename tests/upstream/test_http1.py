@@ -86,7 +86,7 @@ async def test_the_request_is_the_head_and_body_aiohttp_would_send_and_a_gzip_ch
     pool = _pool(script)
     try:
         head = pool.head("POST", {"Content-Type": "application/json", "x-goog-api-key": "k-1"})
-        got = await pool.request(head, b'{"a":1}')
+        got = await pool.request(head, b'{"a":1}', 5.0)
     finally:
         await pool.aclose()
         server.close()
@@ -119,7 +119,7 @@ async def test_a_kept_alive_connection_is_reused_and_one_the_server_closes_is_no
     pool = _pool(script)
     try:
         head = pool.head("POST", {})
-        statuses = [(await pool.request(head, b"{}")).status for _ in range(3)]
+        statuses = [(await pool.request(head, b"{}", 5.0)).status for _ in range(3)]
     finally:
         await pool.aclose()
         server.close()
@@ -128,22 +128,32 @@ async def test_a_kept_alive_connection_is_reused_and_one_the_server_closes_is_no
     assert len(script.requests) == 3
 
 
-async def test_a_request_cancelled_mid_answer_closes_its_connection() -> None:
-    """The attempt's timeout fires while the server is still silent: that connection is closed (the server sees
-    it go) and the next request, on a new connection, gets its own answer rather than the late one."""
+@pytest.mark.parametrize("how", ["within", "cancelled"])
+async def test_a_request_timed_out_or_cancelled_mid_answer_closes_its_connection(how: str) -> None:
+    """The server stays silent: the request's own deadline (`within`), or a cancellation from outside, ends it at
+    0.2 s; that connection is closed (the server sees it go) and the next request, on a new connection, gets its
+    own answer rather than the late one."""
     script = Scripted([None, OK])
     server = await _serve(script)
     pool = _pool(script)
+    loop = asyncio.get_running_loop()
     try:
         head = pool.head("POST", {})
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.2):
-                await pool.request(head, b"{}")
+        began = loop.time()
+        if how == "within":
+            with pytest.raises(TimeoutError):
+                await pool.request(head, b"{}", 0.2)
+        else:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await pool.request(head, b"{}", 5.0)
+        waited = loop.time() - began
         await until(_closed(script, 1), "the server saw the connection close")
-        answer = await pool.request(head, b"{}")
+        answer = await pool.request(head, b"{}", 5.0)
     finally:
         await pool.aclose()
         server.close()
+    assert 0.2 <= waited < 1.0
     assert (answer.status, answer.body) == (200, b"{}")
     assert script.connections == 2
 
@@ -170,7 +180,7 @@ async def test_an_answer_that_is_not_a_whole_http_answer_is_a_connection_error(a
     try:
         with pytest.raises(UpstreamConnectionError, match=message):
             async with asyncio.timeout(5):
-                await pool.request(pool.head("POST", {}), b"{}")
+                await pool.request(pool.head("POST", {}), b"{}", 5.0)
     finally:
         await pool.aclose()
         server.close()
@@ -184,7 +194,7 @@ async def test_idle_connections_are_closed_after_idle_seconds() -> None:
     server = await _serve(script)
     pool = _pool(script, idle_seconds=0.2)
     try:
-        await pool.request(pool.head("POST", {}), b"{}")
+        await pool.request(pool.head("POST", {}), b"{}", 5.0)
         assert pool.idle == 1
         await until(_closed(script, 1), "the server saw the connection close")
         assert pool.idle == 0
