@@ -32,7 +32,9 @@ import redis.asyncio as aioredis
 from hiredis import pack_command
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
+from redis.maint_notifications import MaintNotificationsConfig
 
+from service.ratelimit.deadline import LOOK_AGAIN
 from service.tracing import NO_TRACING, Attributes, Tracing
 
 _MORE = object()  # hiredis' "not enough data yet"
@@ -113,23 +115,25 @@ class _Pipe(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         reader, waiting = self._reader, self._waiting
         reader.feed(data)
+        answered = False
         try:
             reply = reader.gets()
-        except InvalidResponse as exc:  # not RESP: nothing on this connection can be trusted now
+            while reply is not _MORE:
+                if not waiting:  # a reply no command asked for
+                    raise InvalidResponse("Redis sent a reply no command was waiting for.")
+                future, _ = waiting.popleft()
+                answered = True
+                if not future.done():  # a caller that gave up leaves its slot: its reply is dropped here
+                    if isinstance(reply, ResponseError):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+                reply = reader.gets()
+        except InvalidResponse as exc:  # not RESP, or out of step: nothing on this connection can be trusted now
             self._fail(exc)
             return
-        while reply is not _MORE:
-            if not waiting:  # a reply no command asked for
-                self._fail(InvalidResponse("Redis sent a reply no command was waiting for."))
-                return
-            future, _ = waiting.popleft()
-            if not future.done():  # a caller that gave up leaves its slot: its reply is dropped here
-                if isinstance(reply, ResponseError):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
-            reply = reader.gets()
-        self._looked = False
+        if answered:  # a whole reply came: the next oldest gets its own look (a trickle of bytes does not)
+            self._looked = False
 
     def _on_due(self) -> None:
         self._watchdog = None
@@ -143,23 +147,21 @@ class _Pipe(asyncio.Protocol):
                 self._watchdog = self._loop.call_at(due, self._on_due)
             return
         if not self._looked:
-            # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. A zero-delay
-            # timer runs after that poll on both asyncio's loop and uvloop.
+            # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. The look is
+            # a timer a millisecond on: a zero-delay one runs before the next poll on uvloop (it becomes a
+            # call_soon), a real timer only after it, on both loops.
             self._looked = True
-            self._watchdog = self._loop.call_at(now, self._on_due)
+            self._watchdog = self._loop.call_at(now + LOOK_AGAIN, self._on_due)
             return
         self._fail(TimeoutError())
 
     def _fail(self, exc: BaseException) -> None:
-        """Fail every command waiting (the oldest with `exc`, the others as lost with the connection) and close."""
-        first = True
+        """Fail every command waiting with `exc` (a timeout or a broken stream: the commands behind the first
+        were waiting on the same connection) and close it."""
         while self._waiting:
             future, _ = self._waiting.popleft()
             if not future.done():
-                future.set_exception(
-                    exc if first else RedisConnectionError("The connection to Redis was closed by an earlier failure.")
-                )
-            first = False
+                future.set_exception(exc)
         self._close()
 
     def _close(self) -> None:
@@ -181,6 +183,7 @@ class _Pipe(asyncio.Protocol):
             self._watchdog = None
 
     def eof_received(self) -> bool:
+        self.closed = True  # no new command goes here; those waiting fail in connection_lost
         return False  # close: Redis does not half-close a connection it means to keep
 
     def close(self) -> None:
@@ -201,7 +204,14 @@ class LeanConnections:
         tracing: Tracing = NO_TRACING,
     ) -> None:
         # Deadlines are ours (one per command), so the connections themselves carry none for reads and writes.
-        self._kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+        # RESP2, and no maintenance notifications: under RESP3 a server may push frames (MOVING, MIGRATING…) on
+        # any connection, and a push read as a reply would hand every later caller the previous caller's verdict.
+        self._kwargs = {
+            **{k: v for k, v in pool.connection_kwargs.items() if k != "maint_notifications_pool_handler"},
+            "socket_timeout": None,
+            "protocol": 2,
+            "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+        }
         self._tracing = tracing
         self._span_attributes = redis_span_attributes(self._kwargs)
         self._factory = pool.connection_class
@@ -263,8 +273,12 @@ class LeanConnections:
 
     async def _connect(self) -> _Pipe:
         conn = self._factory(**self._kwargs)
-        async with asyncio.timeout(self._timeout):
-            await conn.connect()  # type: ignore[no-untyped-call]
+        try:
+            async with asyncio.timeout(self._timeout):
+                await conn.connect()  # type: ignore[no-untyped-call]
+        except BaseException:  # timed out or cancelled mid-handshake too: the socket is not left to the collector
+            await conn.disconnect(nowait=True)
+            raise
         writer: asyncio.StreamWriter | None = getattr(conn, "_writer", None)
         if writer is None:  # pragma: no cover - redis-py's connection keeps its stream writer here (pinned)
             await conn.disconnect()

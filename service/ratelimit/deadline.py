@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
+LOOK_AGAIN = 0.001  # seconds: a due deadline's one more look comes after the loop's next I/O poll
+
 
 class RedisDeadline:
     """`async with RedisDeadline(budget)`: TimeoutError when Redis has not answered `budget` seconds after the
@@ -40,10 +42,11 @@ class RedisDeadline:
 
     def _on_due(self) -> None:
         if not self._looked:
-            # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. A zero-delay
-            # timer runs after that poll on both asyncio's loop and uvloop.
+            # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. The look is a
+            # timer a millisecond on: a zero-delay one runs before the next poll on uvloop (it becomes a
+            # call_soon), a real timer only after it, on both loops.
             self._looked = True
-            self._handle = self._loop.call_at(self._loop.time(), self._on_due)
+            self._handle = self._loop.call_at(self._loop.time() + LOOK_AGAIN, self._on_due)
             return
         self._expired = True
         self._task.cancel()

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,6 +22,14 @@ from service.ratelimit import checks_for
 from service.ratelimit.connections import LeanConnections
 from service.ratelimit.redis import RedisRateLimiter, blocking_pool
 from tests.support.redis_proc import RedisProcess
+from tests.support.waiting import until
+
+
+def _written(pipe: Any) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return pipe.in_flight == 1 and not pipe._out
+
+    return check
 
 
 def _clients(url: str) -> int:
@@ -64,6 +73,15 @@ async def test_commands_of_one_loop_iteration_go_out_in_one_send(redis_url: str)
     await lean.aclose()
 
 
+async def test_the_pipeline_speaks_resp2(redis_url: str) -> None:
+    """redis-py would open the connection with RESP3 (its default), where a server may push frames between
+    replies; the pipeline asks for RESP2, where every frame is a reply to a command, in order."""
+    lean = LeanConnections(blocking_pool(redis_url, 1.0), size=1, timeout=2.0)
+    info = await lean.execute("CLIENT", "INFO")
+    await lean.aclose()
+    assert b" resp=2\n" in info or b" resp=2 " in info
+
+
 async def test_a_cancelled_caller_leaves_the_connection_in_step(redis_proc: RedisProcess) -> None:
     """A caller cancelled while Redis is frozen (its client went away): when Redis thaws, the reply meant for it is
     dropped and the next caller on the same connection gets its own reply, not that one."""
@@ -73,7 +91,8 @@ async def test_a_cancelled_caller_leaves_the_connection_in_step(redis_proc: Redi
     os.kill(redis_proc.proc.pid, signal.SIGSTOP)
     try:
         gone = asyncio.create_task(lean.execute("ECHO", "for-the-cancelled-caller"))
-        await asyncio.sleep(0.05)  # its command is written; nothing else to wait on while Redis is frozen
+        (pipe,) = lean._pipes
+        await until(_written(pipe), "the command was written")
         gone.cancel()
         with pytest.raises(asyncio.CancelledError):
             await gone

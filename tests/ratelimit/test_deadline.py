@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import threading
 import time
 
 import pytest
+import redis.asyncio as aioredis
 import uvloop
 
 from service.ratelimit.connections import LeanConnections
+from service.ratelimit.deadline import RedisDeadline
 from service.ratelimit.redis import blocking_pool
 from tests.support.redis_proc import RedisProcess
 
@@ -29,8 +33,9 @@ def _hog_loop(seconds: float) -> None:
 
 
 def test_a_reply_that_waited_for_the_loop_is_not_a_timeout(redis_url: str) -> None:
-    """50 ms budget, Redis answers in about a millisecond, but the loop is busy for 300 ms right after the command
-    is sent: the command succeeds (a plain asyncio.timeout raised TimeoutError here)."""
+    """50 ms budget, Redis answers in about a millisecond, and the loop is busy for 200 ms around each command
+    (its queueing and its write): every command succeeds (a plain asyncio.timeout raised TimeoutError here). The
+    busy loop after the write, with the reply waiting in the socket, is the test with the I/O callback below."""
 
     async def scenario() -> None:
         lean = LeanConnections(blocking_pool(redis_url, 1.0), size=4, timeout=0.05)
@@ -47,18 +52,18 @@ def test_a_reply_that_waited_for_the_loop_is_not_a_timeout(redis_url: str) -> No
 
 
 def test_time_before_the_command_is_written_is_not_counted(redis_url: str) -> None:
-    """50 ms budget; the loop iteration that queues each command goes on for 200 ms more before the next one
+    """100 ms budget; the loop iteration that queues each command goes on for 300 ms more before the next one
     writes it (a burst's requests verifying their JWTs): the commands succeed, as the wait was ours, not Redis's.
     (With the budget counted from the queueing, each timed out before it was even sent.)"""
 
     async def scenario() -> None:
-        lean = LeanConnections(blocking_pool(redis_url, 1.0), size=1, timeout=0.05)
+        lean = LeanConnections(blocking_pool(redis_url, 1.0), size=1, timeout=0.1)
         assert await lean.execute("PING") == b"PONG"
         loop = asyncio.get_running_loop()
         results = []
         for i in range(5):
             command = asyncio.ensure_future(lean.execute("ECHO", f"q{i}"))  # queued in the next iteration ...
-            loop.call_soon(_hog_loop, 0.2)  # ... which then stays busy, before the write
+            loop.call_soon(_hog_loop, 0.3)  # ... which then stays busy, before the write
             results.append(await command)
         assert results == [f"q{i}".encode() for i in range(5)]
         await lean.aclose()
@@ -135,5 +140,58 @@ def test_an_outer_cancellation_is_not_turned_into_a_timeout(redis_proc: RedisPro
         finally:
             os.kill(redis_proc.proc.pid, signal.SIGCONT)
         await lean.aclose()
+
+    uvloop.run(scenario())
+
+
+class _Hog(asyncio.Protocol):
+    """An I/O callback that keeps the loop busy for 200 ms when its byte arrives (a burst of TLS handshakes)."""
+
+    def data_received(self, data: bytes) -> None:
+        _hog_loop(0.2)
+
+
+@pytest.mark.parametrize("path", ["pipeline", "redis-py client"])
+def test_a_reply_that_arrived_while_an_io_callback_held_the_loop_is_not_a_timeout(
+    redis_proc: RedisProcess, path: str
+) -> None:
+    """50 ms budget. Redis is frozen when the command is written; 20 ms later an I/O callback holds the loop for
+    200 ms, and Redis, thawed 20 ms into that, answers at once. The budget ran out meanwhile, but the reply was in
+    the socket before the loop could look: the command succeeds. (A zero-delay "look once more" ran before the
+    next I/O poll on uvloop and raised TimeoutError here.) Both the limiter's pipeline and the RedisDeadline that
+    bounds the shared client's calls keep the rule."""
+    assert redis_proc.proc is not None
+    pid = redis_proc.proc.pid
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        here, there = socket.socketpair()
+        await loop.create_connection(_Hog, sock=here)
+        lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=0.05)
+        client = aioredis.Redis.from_pool(blocking_pool(redis_proc.url, 1.0))
+        assert await lean.execute("PING") == b"PONG"
+        assert await client.ping()
+
+        def elsewhere() -> None:
+            time.sleep(0.02)
+            there.send(b"x")  # the hog starts
+            time.sleep(0.02)
+            os.kill(pid, signal.SIGCONT)  # Redis answers while the loop is held
+
+        os.kill(pid, signal.SIGSTOP)
+        thread = threading.Thread(target=elsewhere)
+        try:
+            thread.start()
+            if path == "pipeline":
+                assert await lean.execute("ECHO", "in time") == b"in time"
+            else:
+                async with RedisDeadline(0.05):
+                    assert await client.echo("in time") == b"in time"
+        finally:
+            thread.join()
+            os.kill(pid, signal.SIGCONT)
+            there.close()
+            await lean.aclose()
+            await client.aclose()
 
     uvloop.run(scenario())
