@@ -150,6 +150,18 @@ def test_secret_from_file_and_env_both_set_is_refused(tmp_path: Path) -> None:
         load_env(env, cfg)
 
 
+def test_an_api_key_with_a_line_break_inside_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    """A key is one printable word: surrounding whitespace (an .env file's \\r\\n) is dropped, a break inside
+    would split the request to Google and is refused at start-up, naming the variable and not the value."""
+    cfg = load_file_config(_write(tmp_path, BASE))
+    env = load_env({"TEST_SECRET": GOOD_SECRET, "LIVETOKEN_GEMINI_API_KEY": "AIza-key\r\n"}, cfg)
+    assert env.gemini_api_key is not None
+    assert env.gemini_api_key.reveal() == "AIza-key"
+    with pytest.raises(ConfigError) as refused:
+        load_env({"TEST_SECRET": GOOD_SECRET, "LIVETOKEN_GEMINI_API_KEY": "AIza-key\r\nX-Evil: 1"}, cfg)
+    assert str(refused.value) == "LIVETOKEN_GEMINI_API_KEY: holds a space or a control character; a key has none"
+
+
 def test_api_key_file_is_read(tmp_path: Path) -> None:
     """LIVETOKEN_GEMINI_API_KEY_FILE supplies the key (Kubernetes/Docker secrets style) and it stays hidden in repr."""
     cfg = load_file_config(_write(tmp_path, BASE))

@@ -84,8 +84,10 @@ def _gemini_api_keys(env: Mapping[str, str]) -> tuple[tuple[Secret, ...], str | 
     name = "LIVETOKEN_GEMINI_API_KEY"
     file_name = env.get(f"{name}_FILE")
     if not file_name:
-        key = _env_secret(env, name)
-        return ((key,) if key is not None else ()), None
+        value = (env.get(name) or "").strip()  # a trailing newline or \r from an .env file is not part of a key
+        if any(c.isspace() or not c.isprintable() for c in value):  # it would break the request to Google
+            raise ConfigError(f"{name}: holds a space or a control character; a key has none")
+        return ((Secret(value),) if value else ()), None
     if env.get(name):
         raise ConfigError(f"{name}: set either {name} or {name}_FILE, not both")
     try:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httptools
 
 MAX_ANSWER_BYTES = 1 << 20  # a token is a few hundred bytes; an error page a few kB
+TOO_LARGE = "The upstream's answer is larger than any answer to this request."
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 
 
@@ -50,17 +51,29 @@ class UpstreamAnswer(NamedTuple):
         return kind == "application/json" or kind.endswith("+json")
 
 
+def _inflate(body: bytes, wbits: int) -> bytes:
+    """Decompress, refusing more than MAX_ANSWER_BYTES of output (a small compressed answer can expand a
+    thousandfold)."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, MAX_ANSWER_BYTES + 1)
+    if len(out) > MAX_ANSWER_BYTES:
+        raise UpstreamConnectionError(TOO_LARGE)
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
+
+
 def _decoded(body: bytes, encoding: str) -> bytes:
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding == "gzip":
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        return _inflate(body, 16 + zlib.MAX_WBITS)
     if encoding == "deflate":  # zlib-wrapped as the RFC says; some servers send raw deflate
         try:
-            return zlib.decompress(body)
+            return _inflate(body, zlib.MAX_WBITS)
         except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)
+            return _inflate(body, -zlib.MAX_WBITS)
     raise UpstreamConnectionError(f"The upstream answered with an encoding that was not asked for: {encoding!r}.")
 
 
@@ -81,6 +94,8 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
+        self._head_done = False  # this answer's status line and headers are in
+        self._refusal = ""  # why a callback stopped the parser (its exception reaches us wrapped)
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
@@ -92,14 +107,20 @@ class _Connection(asyncio.Protocol):
         """Write one whole request; the future gets its answer."""
         self.reusable = False
         self._future = future = self._loop.create_future()
-        self._reason, self._headers, self._body, self._size = b"", {}, [], 0
+        self._start_answer()
         if self.closed or self.transport is None:
             future.set_exception(UpstreamConnectionError("The upstream connection is closed."))
         else:
             self.transport.write(data)
         return future
 
+    def _start_answer(self) -> None:
+        self._reason, self._headers, self._body, self._size, self._head_done = b"", {}, [], 0, False
+
     # httptools callbacks
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
@@ -109,38 +130,54 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > MAX_ANSWER_BYTES:
-            raise UpstreamConnectionError("The upstream's answer is larger than any answer to this request.")
+            self._refusal = TOO_LARGE
+            raise UpstreamConnectionError(TOO_LARGE)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # 100 Continue, 103 Early Hints: the answer is still to come
+            self._start_answer()
+            return
+        self._complete(status, reusable=self._parser.should_keep_alive())
+
+    def _complete(self, status: int, *, reusable: bool) -> None:
         future = self._future
         self._future = None
-        body = b"".join(self._body)
-        self.reusable = self._parser.should_keep_alive()
+        self.reusable = reusable
         if future is None or future.done():  # an answer nobody asked for, or one nobody waits for any more
             self.close()
             return
         try:
-            body = _decoded(body, self._headers.get("content-encoding", ""))
+            body = _decoded(b"".join(self._body), self._headers.get("content-encoding", ""))
         except (zlib.error, UpstreamConnectionError) as exc:
             self.reusable = False
             future.set_exception(UpstreamConnectionError(f"The upstream's answer could not be decoded: {exc}"))
             return
-        status = self._parser.get_status_code()
         future.set_result(UpstreamAnswer(status, self._reason.decode("latin-1"), self._headers, body))
 
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, UpstreamConnectionError) as exc:
-            self._fail(UpstreamConnectionError(f"The upstream's answer is not valid HTTP/1.1: {exc}"))
+            self._fail(UpstreamConnectionError(self._refusal or f"The upstream's answer is not valid HTTP/1.1: {exc}"))
 
     def eof_received(self) -> bool:
+        self.closed = True  # half-closed by the server: never handed out again
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
+        headers = self._headers
+        if (
+            self._future is not None
+            and self._head_done
+            and "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
+        ):  # an answer without a length ends where the connection does (RFC 9112 §6.3)
+            self._complete(self._parser.get_status_code(), reusable=False)
+            return
         self._fail(UpstreamConnectionError("The upstream closed the connection before answering."))
 
     def _fail(self, exc: Exception) -> None:

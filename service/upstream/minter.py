@@ -103,7 +103,7 @@ class TokenMinter:
             "http.request.method": "POST",
             "url.full": self._sender.url,
             "server.address": target.hostname or "",
-            "server.port": target.port or 443,
+            "server.port": target.port or (443 if target.scheme == "https" else 80),
             "network.protocol.version": "1.1",
         }
         self._cfg = upstream

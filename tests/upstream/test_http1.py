@@ -13,6 +13,7 @@ import pytest
 from service.upstream.http1 import MAX_ANSWER_BYTES, UpstreamAnswer, UpstreamConnectionError, UpstreamConnections
 from tests.support.waiting import until
 
+_BOMB = gzip.compress(b"{" + b" " * (8 * MAX_ANSWER_BYTES) + b"}")  # 8 MiB of JSON in a few kB
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
@@ -162,11 +163,15 @@ async def test_a_request_timed_out_or_cancelled_mid_answer_closes_its_connection
     ("answer", "message"),
     [
         (b"SSH-2.0-OpenSSH_9.6\r\n", "not valid HTTP/1.1"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_ANSWER_BYTES + 1), "not valid HTTP/1.1"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_ANSWER_BYTES + 1), "larger than any answer"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(_BOMB), _BOMB),
+            "larger than any answer",
+        ),
         (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}", "encoding that was not asked"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "closed the connection before answering"),
     ],
-    ids=["not-http", "too-large", "unasked-encoding", "cut-short"],
+    ids=["not-http", "too-large", "gzip-bomb", "unasked-encoding", "cut-short"],
 )
 async def test_an_answer_that_is_not_a_whole_http_answer_is_a_connection_error(answer: bytes, message: str) -> None:
     """Garbage, an answer larger than any token answer, an encoding we did not offer, a body cut short by the
@@ -201,6 +206,39 @@ async def test_idle_connections_are_closed_after_idle_seconds() -> None:
     finally:
         await pool.aclose()
         server.close()
+
+
+async def test_an_early_hints_answer_is_not_the_answer() -> None:
+    """`103 Early Hints` before the 200 (a CDN may send one): the request gets the 200 and its body, and the
+    connection, still in step, carries the next request to its own answer."""
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    second = b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"n": 2}'
+    script = Scripted([hints + b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"n": 1}', second])
+    server = await _serve(script)
+    pool = _pool(script)
+    try:
+        head = pool.head("POST", {})
+        answers = [await pool.request(head, b"{}", 5.0) for _ in range(2)]
+    finally:
+        await pool.aclose()
+        server.close()
+    assert [(a.status, a.reason, a.body) for a in answers] == [(200, "OK", b'{"n": 1}'), (200, "OK", b'{"n": 2}')]
+    assert script.connections == 1
+
+
+async def test_an_answer_without_a_length_ends_with_the_connection() -> None:
+    """No Content-Length, not chunked (a proxy's error page, say): the body is what came before the server hung
+    up, and that connection is not reused."""
+    script = Scripted([b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\n\r\n<h1>denied</h1>"], hang_up=True)
+    server = await _serve(script)
+    pool = _pool(script)
+    try:
+        answer = await pool.request(pool.head("POST", {}), b"{}", 5.0)
+    finally:
+        await pool.aclose()
+        server.close()
+    assert (answer.status, answer.reason, answer.body, answer.is_json) == (403, "Forbidden", b"<h1>denied</h1>", False)
+    assert pool.idle == 0
 
 
 def test_a_header_value_with_a_line_break_is_refused_without_echoing_it() -> None:
