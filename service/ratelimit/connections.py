@@ -23,6 +23,7 @@ instrumentation gives the shared client's (arguments never recorded: `EVALSHA ? 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from collections import deque
 from typing import Any
@@ -38,6 +39,9 @@ from service.ratelimit.deadline import LOOK_AGAIN
 from service.tracing import NO_TRACING, Attributes, Tracing
 
 _MORE = object()  # hiredis' "not enough data yet"
+# The connection's own callbacks serve every request: they run in an empty context, not in that of the request
+# that happened to arm them (which they would otherwise keep alive, its span included).
+_DETACHED = contextvars.Context()
 
 
 def redis_span_attributes(connection_kwargs: dict[str, Any]) -> Attributes:
@@ -91,7 +95,7 @@ class _Pipe(asyncio.Protocol):
             future.set_exception(RedisConnectionError("The connection to Redis is closed."))
             return future
         if not self._out:
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self._flush, context=_DETACHED)
         self._out.append(packed)
         entry: list[Any] = [future, math.inf]  # due `timeout` after it is written (see _flush)
         self._waiting.append(entry)
@@ -110,7 +114,7 @@ class _Pipe(asyncio.Protocol):
         for entry in unsent:
             entry[1] = due
         if self._watchdog is None:
-            self._watchdog = self._loop.call_at(due, self._on_due)
+            self._watchdog = self._loop.call_at(due, self._on_due, context=_DETACHED)
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self._reader, self._waiting
@@ -144,14 +148,14 @@ class _Pipe(asyncio.Protocol):
         if due > now:  # the command that was due has its reply; watch the next oldest (once it is written)
             self._looked = False
             if due != math.inf:
-                self._watchdog = self._loop.call_at(due, self._on_due)
+                self._watchdog = self._loop.call_at(due, self._on_due, context=_DETACHED)
             return
         if not self._looked:
             # Due: one more loop iteration, whose I/O poll delivers a reply that is already waiting. The look is
             # a timer a millisecond on: a zero-delay one runs before the next poll on uvloop (it becomes a
             # call_soon), a real timer only after it, on both loops.
             self._looked = True
-            self._watchdog = self._loop.call_at(now + LOOK_AGAIN, self._on_due)
+            self._watchdog = self._loop.call_at(now + LOOK_AGAIN, self._on_due, context=_DETACHED)
             return
         self._fail(TimeoutError())
 

@@ -19,6 +19,7 @@ A connection is reused only after a complete answer that keeps it alive; one tha
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ssl
 import zlib
 from collections.abc import Mapping
@@ -276,7 +277,7 @@ class UpstreamConnections:
 
     def _arm_sweeper(self) -> None:
         loop = asyncio.get_running_loop()
-        self._sweeper = loop.call_later(self._idle_seconds / 4, self._sweep)
+        self._sweeper = loop.call_later(self._idle_seconds / 4, self._sweep, context=contextvars.Context())
 
     def _sweep(self) -> None:
         """Close the connections idle longer than `idle_seconds`; look again while any are idle."""
