@@ -43,6 +43,7 @@ ATTEMPT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, genai_errors.APIErr
 
 log = get_logger("livetoken.upstream")
 IDLE_UPSTREAM_SECONDS = 60.0
+MAX_KEY_HEADS = 32  # request heads kept, one per API key in use (a key file holds at most 10)
 _EXPIRE_MARK, _NEW_SESSION_MARK = "livetoken:expire-time", "livetoken:new-session-expire-time"
 # The SDK client never holds a real key: each attempt carries the key the ring chose in its own headers.
 KEY_SET_PER_ATTEMPT = "set-per-attempt-by-the-key-ring"
@@ -239,6 +240,8 @@ class TokenMinter:
         TimeoutError when no answer came `within` seconds."""
         head = self._heads.get(key.fingerprint)
         if head is None:
+            if len(self._heads) >= MAX_KEY_HEADS:  # keys rotated out over a long life: start afresh
+                self._heads.clear()
             head = self._heads[key.fingerprint] = self._connections.head(
                 "POST", self._sender.headers(key.secret.reveal())
             )

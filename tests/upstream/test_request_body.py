@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from google import genai
+from google.genai import errors as genai_errors
 from google.genai import types
 
 from service.config import FunctionDeclaration, ProfileConfig, Secret, UpstreamConfig
@@ -17,7 +19,8 @@ from service.emulator.cli import GOOGLE_KEEPALIVE_SECONDS
 from service.metrics import Metrics
 from service.upstream import TokenMinter, sdk_http_options
 from service.upstream.constraints import build_constraints
-from service.upstream.minter import IDLE_UPSTREAM_SECONDS
+from service.upstream.keys import ApiKey
+from service.upstream.minter import IDLE_UPSTREAM_SECONDS, MAX_KEY_HEADS
 from service.upstream.sdk import token_request_sender
 
 
@@ -130,3 +133,26 @@ def test_an_idle_keep_alive_connection_stays_open_as_at_google(emulator: Any) ->
             statuses.append(_read_answer(tls))
     assert statuses == [b"HTTP/1.1 404 Not Found"] * 2  # answered twice on one connection (no such route here)
     assert IDLE_UPSTREAM_SECONDS < GOOGLE_KEEPALIVE_SECONDS  # the minter hangs up first, never the server
+
+
+async def test_the_request_heads_kept_per_api_key_stay_bounded(emulator: Any) -> None:
+    """A long-lived process whose key file rotated through 40 keys keeps at most MAX_KEY_HEADS request heads (each
+    holds its key), and still mints with the key in use; a key Google does not know is refused as Google does."""
+    minter = TokenMinter(
+        api_key=Secret(emulator.api_key),
+        base_url=emulator.base_url,
+        ca_file=emulator.ca_file,
+        profiles={"voice": _profile()},
+        upstream=UpstreamConfig(),
+        metrics=Metrics(),
+    )
+    try:
+        for i in range(40):
+            with pytest.raises(genai_errors.ClientError) as refused:
+                await minter._send(ApiKey(Secret(f"AIza-rotated-out-{i}"), f"sha256:{i:012x}"), b"{}", 5.0)
+            assert refused.value.code == 400
+            assert len(minter._heads) <= MAX_KEY_HEADS
+        token = await minter.mint("voice", None)
+    finally:
+        await minter.aclose()
+    assert token.name.startswith("auth_tokens/")
