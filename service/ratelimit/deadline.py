@@ -23,12 +23,14 @@ class RedisDeadline:
     """`async with RedisDeadline(budget)`: TimeoutError when Redis has not answered `budget` seconds after the
     block began, judged at the first I/O poll after that (however late the loop gets there)."""
 
-    __slots__ = ("_budget", "_cancelling", "_expired", "_handle", "_looked", "_loop", "_task")
+    __slots__ = ("_budget", "_cancelling", "_expired", "_handle", "_looked", "_loop", "_settling", "_task")
 
     def __init__(self, budget: float) -> None:
         self._budget = budget
         self._expired = False
         self._looked = False
+        self._settling = False
+        self._handle: asyncio.Handle
 
     async def __aenter__(self) -> RedisDeadline:
         self._loop = asyncio.get_running_loop()
@@ -47,6 +49,13 @@ class RedisDeadline:
             # call_soon), a real timer only after it, on both loops.
             self._looked = True
             self._handle = self._loop.call_at(self._loop.time() + LOOK_AGAIN, self._on_due)
+            return
+        if not self._settling:
+            # That poll may have delivered the reply and scheduled our task's wake-up, which has not run yet (a
+            # loop runs timers before the callbacks a poll scheduled, and a poll can outlast the millisecond).
+            # Decide after those callbacks: one queued behind them runs only if the block is still waiting.
+            self._settling = True
+            self._handle = self._loop.call_soon(self._on_due)
             return
         self._expired = True
         self._task.cancel()

@@ -145,10 +145,17 @@ def test_an_outer_cancellation_is_not_turned_into_a_timeout(redis_proc: RedisPro
 
 
 class _Hog(asyncio.Protocol):
-    """An I/O callback that keeps the loop busy for 200 ms when its byte arrives (a burst of TLS handshakes)."""
+    """An I/O callback that keeps the loop busy when its byte arrives (a burst of TLS handshakes): 200 ms, and
+    longer if need be until `answered` is set (on a loaded machine Redis may take longer to reply)."""
+
+    def __init__(self, answered: threading.Event) -> None:
+        self._answered = answered
 
     def data_received(self, data: bytes) -> None:
-        _hog_loop(0.2)
+        began = time.perf_counter()
+        while time.perf_counter() - began < 0.2 or not self._answered.is_set():
+            if time.perf_counter() - began > 10:
+                raise AssertionError("Redis did not answer within 10 s of SIGCONT")
 
 
 @pytest.mark.parametrize("path", ["pipeline", "redis-py client"])
@@ -156,17 +163,19 @@ def test_a_reply_that_arrived_while_an_io_callback_held_the_loop_is_not_a_timeou
     redis_proc: RedisProcess, path: str
 ) -> None:
     """50 ms budget. Redis is frozen when the command is written; 20 ms later an I/O callback holds the loop for
-    200 ms, and Redis, thawed 20 ms into that, answers at once. The budget ran out meanwhile, but the reply was in
-    the socket before the loop could look: the command succeeds. (A zero-delay "look once more" ran before the
-    next I/O poll on uvloop and raised TimeoutError here.) Both the limiter's pipeline and the RedisDeadline that
-    bounds the shared client's calls keep the rule."""
+    200 ms (or until Redis has answered, if later), and Redis, thawed 20 ms into that, answers. The budget ran
+    out meanwhile, but the reply was in the socket before the loop could look: the command succeeds. (A
+    zero-delay "look once more" ran before the next I/O poll on uvloop and raised TimeoutError here; a look that
+    cancelled before the task the poll had woken could run did too, on a loaded machine.) Both the limiter's
+    pipeline and the RedisDeadline that bounds the shared client's calls keep the rule."""
     assert redis_proc.proc is not None
     pid = redis_proc.proc.pid
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         here, there = socket.socketpair()
-        await loop.create_connection(_Hog, sock=here)
+        answered = threading.Event()
+        await loop.create_connection(lambda: _Hog(answered), sock=here)
         lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=0.05)
         client = aioredis.Redis.from_pool(blocking_pool(redis_proc.url, 1.0))
         assert await lean.execute("PING") == b"PONG"
@@ -177,6 +186,11 @@ def test_a_reply_that_arrived_while_an_io_callback_held_the_loop_is_not_a_timeou
             there.send(b"x")  # the hog starts
             time.sleep(0.02)
             os.kill(pid, signal.SIGCONT)  # Redis answers while the loop is held
+            # Redis replies in order of the commands it read: once a PING sent now is answered, so is ours.
+            with socket.create_connection(("127.0.0.1", redis_proc.port), timeout=10) as probe:
+                probe.sendall(b"PING\r\n")
+                probe.recv(16)
+            answered.set()
 
         os.kill(pid, signal.SIGSTOP)
         thread = threading.Thread(target=elsewhere)
