@@ -162,29 +162,23 @@ class _Pipe(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         """Fail every command waiting with `exc` (a timeout or a broken stream: the commands behind the first
         were waiting on the same connection) and close it."""
+        self._fail_waiting(exc)
+        self._transport.abort()
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        """Closed for new commands; every command still waiting fails with `exc`; no watchdog left."""
+        self.closed = True
+        self._out, self._unsent = [], []
         while self._waiting:
             future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_exception(exc)
-        self._close()
-
-    def _close(self) -> None:
-        self.closed = True
-        self._out, self._unsent = [], []
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        while self._waiting:
-            future, _ = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(RedisConnectionError("Connection to Redis lost."))
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        self._fail_waiting(RedisConnectionError("Connection to Redis lost."))
 
     def eof_received(self) -> bool:
         self.closed = True  # no new command goes here; those waiting fail in connection_lost
@@ -193,7 +187,8 @@ class _Pipe(asyncio.Protocol):
     def close(self) -> None:
         """Close now; commands still waiting fail as lost."""
         if not self.closed:
-            self._close()
+            self._fail_waiting(RedisConnectionError("The limiter's Redis connections are closed."))
+            self._transport.abort()
 
 
 class LeanConnections:

@@ -248,13 +248,20 @@ class UpstreamConnections:
         finally:
             timer.cancel()
         if connection.reusable and not self._closed:
-            connection.idle_since = asyncio.get_running_loop().time()
-            self._idle.append(connection)
-            if self._sweeper is None:
-                self._arm_sweeper()
+            self._park([connection])
         else:
             connection.close()
         return answer
+
+    def _park(self, connections: list[_Connection]) -> None:
+        """Keep `connections` idle for the next requests (from now: the sweeper closes them `idle_seconds` on)."""
+        now = asyncio.get_running_loop().time()
+        for connection in connections:
+            connection.idle_since = now
+            connection.reusable = True
+        self._idle.extend(connections)
+        if connections and self._sweeper is None:
+            self._arm_sweeper()
 
     def _take(self) -> _Connection | None:
         idle = self._idle
@@ -312,13 +319,7 @@ class UpstreamConnections:
                 return None
 
         opened = [c for c in await asyncio.gather(*(one() for _ in range(count))) if c is not None]
-        now = asyncio.get_running_loop().time()
-        for connection in opened:
-            connection.idle_since = now
-            connection.reusable = True
-        self._idle.extend(opened)
-        if opened and self._sweeper is None:
-            self._arm_sweeper()
+        self._park(opened)
         return len(opened)
 
     async def aclose(self) -> None:
