@@ -11,7 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
-from service.config import ConfigError, Duration, Settings, load_env, load_file_config, load_settings
+from service.config import ConfigError, Duration, Settings, load_env, load_file_config, load_settings, model_warnings
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -160,7 +160,32 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             tracing_config(os.environ)
     except ConfigError as exc:
         return _config_error(exc)
+    for warning in model_warnings(file):
+        print(f"livetoken: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: OK ({len(file.issuers)} issuer(s), profiles: {', '.join(sorted(file.profiles))})")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from service.catalogue import catalogue, today
+
+    cat, day = catalogue(), today()
+    rows = [("MODEL", "STATUS", "MODALITIES", "THINKING", "NOTES")]
+    for entry in cat.models.values():
+        status = entry.status_on(day)
+        if entry.shutdown is not None:
+            status += f" ({'since' if entry.shut_down_on(day) else 'until'} {entry.shutdown.isoformat()})"
+        rows.append((entry.name, status, "+".join(entry.response_modalities), entry.thinking, entry.notes))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    if args.sources:
+        for entry in cat.models.values():
+            print(f"\n{entry.name}:")
+            for url in entry.sources:
+                print(f"  {url}")
+    print(f"\nDefault: {cat.default_model}. Checked against Google's pages on {cat.checked.isoformat()}", end="")
+    print("." if args.sources else " (--sources lists the pages).")
     return 0
 
 
@@ -223,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     block.set_defaults(func=cmd_block)
     unblock.set_defaults(func=cmd_unblock)
     blocks.set_defaults(func=cmd_blocks)
+
+    models = sub.add_parser("models", help="list Google's Live models and what each accepts (the model catalogue)")
+    models.add_argument(
+        "--sources", action="store_true", help="also list the Google pages each model's facts come from"
+    )
+    models.set_defaults(func=_cmd_models)
 
     check = sub.add_parser("check-config", help="validate a config file (and the secrets it names)")
     check.add_argument("file")

@@ -44,7 +44,7 @@ global = [{{ rate = 600, period = "1m", burst = 100 }}]
 
 [profiles.voice]
 description = "Voice chat: audio in and out, transcripts both ways."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 response_modalities = ["AUDIO"]
 voice = "Puck"
 allowed_voices = ["Puck", "Kore", "Charon", "Aoede"]
@@ -56,24 +56,27 @@ context_window_compression = true
 
 [profiles.video]
 description = "Voice and video: camera or screen frames (1 per second) with audio; Google ends these after 2 minutes."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 response_modalities = ["AUDIO"]
 voice = "Puck"
 system_instruction = "You are a friendly assistant who can see the user's camera or screen. Be brief."
 input_audio_transcription = true
 output_audio_transcription = true
 session_resumption = true
+media_resolution = "low"
 session_ttl = "2m"
 
 [profiles.text]
-description = "Text chat."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
-response_modalities = ["TEXT"]
+description = "Text chat: today's Live models answer in audio; clients show its transcript and play nothing."
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
+output_audio_transcription = true
+presentation = "transcript"
 system_instruction = "You are a helpful assistant. Be brief."
 
 [profiles.tools]
-description = "Voice chat with function calling (current time, calculator); needs scope live:tools."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+description = "Voice chat with tools (clock: non-blocking; calculator: blocking); needs scope live:tools."
+model = "gemini-3.8-live"
 response_modalities = ["AUDIO"]
 voice = "Kore"
 output_audio_transcription = true
@@ -87,7 +90,23 @@ description = "Current date and time in UTC."
 [[profiles.tools.tools]]
 name = "calculate"
 description = "Evaluate a basic arithmetic expression."
+behavior = "blocking"
 parameters = {{ type = "object", properties = {{ expression = {{ type = "string" }} }}, required = ["expression"] }}
+
+[profiles.thinking]
+description = "Voice chat that reasons before it answers (extended thinking, medium)."
+model = "gemini-3.8-live-extended-thinking"
+response_modalities = ["AUDIO"]
+voice = "Charon"
+thinking_level = "medium"
+input_audio_transcription = true
+output_audio_transcription = true
+session_resumption = true
+context_window_compression = true
+
+[profiles.thinking.activity_detection]
+end_sensitivity = "low"
+silence_duration = "800ms"
 """
 
 

@@ -90,6 +90,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.profile_model_retiring = Gauge(
+            "livetoken_profile_model_retiring",
+            "1 while a profile's model shuts down within 60 days (Google's announced date, livetoken models), else 0.",
+            ["profile", "model"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "livetoken_upstream_circuit_open", "1 while the upstream circuit breaker is open.", registry=r
         )

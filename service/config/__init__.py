@@ -9,6 +9,7 @@ from service.config.duration import Duration
 from service.config.endpoints import check_origin
 from service.config.environment import load_env
 from service.config.errors import ConfigError
+from service.config.live_models import model_warnings
 from service.config.loading import load_file_config, load_settings, parse_file_config
 from service.config.model import (
     ASYMMETRIC_ALGORITHMS,
@@ -17,6 +18,7 @@ from service.config.model import (
     MIN_HS_SECRET_BYTES,
     PROFILE_NAME_PATTERN,
     VOICE_NAME_PATTERN,
+    ActivityDetection,
     AdminConfig,
     BudgetConfig,
     FileConfig,
@@ -43,6 +45,7 @@ __all__ = [
     "MIN_HS_SECRET_BYTES",
     "PROFILE_NAME_PATTERN",
     "VOICE_NAME_PATTERN",
+    "ActivityDetection",
     "AdminConfig",
     "BudgetConfig",
     "ConfigError",
@@ -65,5 +68,6 @@ __all__ = [
     "load_env",
     "load_file_config",
     "load_settings",
+    "model_warnings",
     "parse_file_config",
 ]

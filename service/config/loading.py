@@ -16,6 +16,7 @@ from service.config.checks import BOUND_WORDS, check_fields, must_be
 from service.config.duration import Duration
 from service.config.environment import load_env
 from service.config.errors import ConfigError
+from service.config.live_models import check_models
 from service.config.model import PATTERN_MEANINGS, FileConfig, ProfileConfig, ProfileName
 from service.config.rules import check_rules
 from service.config.settings import Settings
@@ -58,6 +59,7 @@ def parse_file_config(data: Mapping[str, Any]) -> FileConfig:
     cfg: FileConfig = _convert(data, FileConfig, "")
     check_fields(cfg)
     check_rules(cfg)
+    check_models(cfg)
     return cfg
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
+from service.catalogue import ThinkingLevel, ToolBehavior
 from service.config.checks import HttpUrl, Within
 from service.config.duration import Duration
 from service.config.endpoints import ORIGIN_MEANING, ORIGIN_PATTERN
@@ -33,7 +34,7 @@ _VOICE_PATTERN = rf"^({'|'.join(sorted(KNOWN_VOICES))})\Z"
 PATTERN_MEANINGS = {
     PROFILE_NAME_PATTERN: "lowercase letters, digits, '-' and '_', starting with a letter or digit",
     _TOOL_NAME_PATTERN: "letters, digits, '_', '.' and '-' (at most 64), starting with a letter or '_'",
-    _MODEL_PATTERN: "a model name such as gemini-2.5-flash-native-audio-preview-12-2025",
+    _MODEL_PATTERN: "a model name such as gemini-3.8-live",
     _VOICE_PATTERN: f"a Live API voice: {', '.join(sorted(KNOWN_VOICES))}",
     ORIGIN_PATTERN: ORIGIN_MEANING,
 }
@@ -130,6 +131,24 @@ class FunctionDeclaration(_Strict, frozen=True):
     """What the function does, for the model; default empty."""
     parameters: dict[str, Any] | None = None
     """The arguments' schema (OpenAPI subset); default none."""
+    behavior: ToolBehavior | None = None
+    """`blocking` (the model waits for the result) or `non_blocking` (it goes on talking while the call runs);
+    default the model's own (`livetoken models`), written into the token so clients know."""
+
+
+class ActivityDetection(_Strict, frozen=True):
+    """`[profiles.NAME.activity_detection]`: how the Live API finds where the caller's turns start and end."""
+
+    mode: Literal["automatic", "manual"] = "automatic"
+    """`automatic`: Google's voice activity detection; `manual`: the client sends activityStart/activityEnd."""
+    start_sensitivity: Literal["low", "high"] | None = None
+    """How readily speech counts as the start of a turn; default Google's."""
+    end_sensitivity: Literal["low", "high"] | None = None
+    """How readily silence counts as the end of a turn; default Google's."""
+    prefix_padding: Annotated[Duration, Within(le=10)] | None = None
+    """Speech needed before a start is committed, e.g. "20ms"; at most 10s; default Google's."""
+    silence_duration: Annotated[Duration, Within(le=10)] | None = None
+    """Silence needed before an end is committed, e.g. "500ms"; at most 10s; default Google's."""
 
 
 class RequireRule(_Strict, frozen=True):
@@ -151,7 +170,8 @@ class ProfileConfig(_Strict, frozen=True):
     response_modalities: Annotated[list[Literal["AUDIO", "TEXT"]], msgspec.Meta(min_length=1, max_length=1)] = (
         msgspec.field(default_factory=lambda: ["AUDIO"])
     )
-    """`["AUDIO"]` or `["TEXT"]`, not both; default audio."""
+    """`["AUDIO"]` or `["TEXT"]`, not both, and only what the model answers in (today's Live models: AUDIO;
+    text comes from `output_audio_transcription`); default audio."""
     voice: Voice | None = None
     """The default voice, a Live API voice name; none for TEXT profiles."""
     allowed_voices: list[Voice] = msgspec.field(default_factory=list)
@@ -162,6 +182,23 @@ class ProfileConfig(_Strict, frozen=True):
     """Locked sampling temperature, 0 to 2; default the model's."""
     tools: list[FunctionDeclaration] = msgspec.field(default_factory=list)
     """Function declarations the model may call; default none."""
+    thinking_level: ThinkingLevel | None = None
+    """How much the model reasons before it speaks, for models that take it (`livetoken models`); default
+    none (the model's own)."""
+    activity_detection: ActivityDetection | None = None
+    """Turn detection settings (automatic with sensitivities and timings, or manual); default Google's."""
+    turn_coverage: Literal["only_activity", "all_input", "audio_activity_and_all_video"] | None = None
+    """What of the input counts towards a turn; default the model's (`livetoken models`)."""
+    media_resolution: Literal["low", "medium", "high"] | None = None
+    """Resolution video frames are read at (tokens per frame); default Google's."""
+    proactive_audio: bool | None = None
+    """Let the model decide not to answer input that is not meant for it, on models where it is optional;
+    default the model's."""
+    affective_dialog: bool | None = None
+    """Let the model adapt its tone to the caller's, on models that have it; default off."""
+    presentation: Literal["voice", "transcript"] = "voice"
+    """How clients show replies: `voice` plays the audio; `transcript` shows the output transcription and plays
+    nothing (needs `output_audio_transcription`), for text chat on audio-only models. Default voice."""
     input_audio_transcription: bool = False
     """Transcribe what the caller says; default false."""
     output_audio_transcription: bool = False
@@ -299,3 +336,6 @@ class FileConfig(_Strict, frozen=True):
     """`[[budgets]]`: spend quotas in cost units per subject or tenant and period; default none."""
     admin: AdminConfig | None = None
     """`[admin]`: who may block callers over HTTP; default nobody (the CLI still can)."""
+    strict_models: bool = False
+    """A profile whose model the catalogue (`livetoken models`) does not know is an error instead of a
+    warning; default false (models arrive faster than releases)."""

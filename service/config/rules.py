@@ -72,6 +72,21 @@ def _check_profile(profile: ProfileConfig, key: str) -> None:
     ttl = profile.effective_session_ttl
     if profile.new_session_ttl > ttl:
         raise ConfigError(f"{key}.new_session_ttl: must be at most session_ttl ({format_seconds(ttl)})")
+    if profile.presentation == "transcript" and not profile.output_audio_transcription:
+        raise ConfigError(
+            f'{key}.presentation: "transcript" shows the output transcription; set output_audio_transcription = true'
+        )
+    detection = profile.activity_detection
+    if detection is not None and detection.mode == "manual":
+        tuned = [
+            f
+            for f in ("start_sensitivity", "end_sensitivity", "prefix_padding", "silence_duration")
+            if getattr(detection, f) is not None
+        ]
+        if tuned:
+            raise ConfigError(
+                f'{key}.activity_detection.{tuned[0]}: applies to automatic detection only, not mode = "manual"'
+            )
     names = [tool.name for tool in profile.tools]
     if len(set(names)) != len(names):
         raise ConfigError(f"{key}.tools: function names must be unique")

@@ -14,7 +14,7 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from service.emulator import lifetime
+from service.emulator import lifetime, setup_rules
 from service.emulator.session import LiveSession
 from service.emulator.store import EmulatorState, SessionLineage, TokenRecord, fingerprint
 from service.logging import get_logger
@@ -86,6 +86,43 @@ def _check_token(state: EmulatorState, name: str, handle: str | None) -> TokenRe
     return token
 
 
+async def _admit(
+    socket: WebSocket[Any, Any, Any], state: EmulatorState, client_setup: dict[str, Any], version: str, method: str
+) -> tuple[dict[str, Any], SessionLineage, TokenRecord | None] | None:
+    """The session's effective setup, lineage and token; or None once the socket is closed with Google's refusal
+    (credential, token state, a setup Google refuses for its model, a resumed session past its limit)."""
+    credential = _credential(socket)
+    handle = (client_setup.get("sessionResumption") or {}).get("handle")
+    token: TokenRecord | None = None
+    refusal: tuple[int, str] | None
+    if credential and credential.startswith("auth_tokens/"):
+        checked = _check_token(state, credential, handle)
+        if isinstance(checked, str):
+            refusal = (POLICY, checked)
+        else:
+            token = checked
+            setup = _apply_lock(token, client_setup)
+            lineage = state.handles[handle] if handle is not None else SessionLineage(token.name)
+            over = lifetime.session_over(state, setup, lineage)
+            refusal = setup_rules.refusal(setup, version) or ((POLICY, over) if over else None)
+    elif credential is not None and state.keys.accepts(credential) and method == "BidiGenerateContent":
+        setup = copy.deepcopy(client_setup)
+        lineage = SessionLineage(None)
+        refusal = setup_rules.refusal(setup, version)
+    else:
+        refusal = (POLICY, "Unauthenticated: API key or ephemeral token required")
+    if refusal is not None:
+        token_fp = fingerprint(credential) if credential and credential.startswith("auth_tokens/") else None
+        log.info("emulator_session_refused", token_fingerprint=token_fp, code=refusal[0], reason=refusal[1])
+        await socket.close(code=refusal[0], reason=refusal[1])
+        return None
+    if token is not None:
+        if handle is None and token.uses:
+            token.uses_remaining -= 1
+        token.sessions += 1
+    return setup, lineage, token
+
+
 @websocket("/ws/{rpc:str}")
 async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
     """BidiGenerateContent[Constrained] for v1alpha and v1beta."""
@@ -108,31 +145,11 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
     ):
         await socket.close(code=POLICY, reason="Method not found")
         return
-    credential = _credential(socket)
-    handle = (client_setup.get("sessionResumption") or {}).get("handle")
-    token: TokenRecord | None = None
-    if credential and credential.startswith("auth_tokens/"):
-        checked = _check_token(state, credential, handle)
-        if isinstance(checked, str):
-            log.info("emulator_session_refused", token_fingerprint=fingerprint(credential), reason=checked)
-            await socket.close(code=POLICY, reason=checked)
-            return
-        token = checked
-        setup = _apply_lock(token, client_setup)
-        lineage = state.handles[handle] if handle is not None else SessionLineage(token.name)
-        if (over := lifetime.session_over(state, setup, lineage)) is not None:
-            log.info("emulator_session_refused", token_fingerprint=fingerprint(credential), reason=over)
-            await socket.close(code=POLICY, reason=over)
-            return
-        if handle is None and token.uses:
-            token.uses_remaining -= 1
-        token.sessions += 1
-    elif credential is not None and state.keys.accepts(credential) and method == "BidiGenerateContent":
-        setup = copy.deepcopy(client_setup)
-        lineage = SessionLineage(None)
-    else:
-        await socket.close(code=POLICY, reason="Unauthenticated: API key or ephemeral token required")
+    admitted = await _admit(socket, state, client_setup, version, method)
+    if admitted is None:
         return
+    setup, lineage, token = admitted
+    handle = (client_setup.get("sessionResumption") or {}).get("handle")
     session_id = "session-" + secrets.token_hex(6)
     info = {
         "id": session_id,

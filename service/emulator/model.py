@@ -7,14 +7,18 @@ Rules (documented for tests and frontend teams):
   into the next answer: "I saw 3 frames. You said: <text>" and "I saw 1 frame and heard N.N seconds of audio.";
   each frame adds 258 IMAGE prompt tokens to usageMetadata (Gemini's count for a small image).
 - If the session declares functions and the turn mentions one by name (for audio: always the first declared
-  function), the model first calls it (`toolCall`), waits for the `tool_response`, then answers
-  "<name> returned <response JSON>."
+  function), the model calls it (`toolCall`). A blocking call (declared `BLOCKING`, or the model's default,
+  `livetoken models`) waits for the `tool_response`, then the turn's answer is "<name> returned <response JSON>.".
+  A non-blocking call does not wait: the turn goes on with "Checking <name>." and the result is spoken as a turn of
+  its own, "<name> returned <response JSON>.", when the response's `scheduling` says: WHEN_IDLE (the default)
+  after the reply in progress, INTERRUPT at once (the reply in progress is interrupted), SILENT never.
 - AUDIO replies are 24 kHz PCM16 mono: a soft tone whose pitch depends on the voice, lasting 60 ms per
   character of the reply text (between 0.5 s and 4 s).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 import zlib
@@ -53,15 +57,42 @@ def input_transcript(audio_seconds: float) -> str:
     return f"({audio_seconds:.1f} seconds of audio)"
 
 
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def pick(mapping: Any, key: str) -> Any:
+    """`mapping[key]` under its camelCase name or its snake_case twin (the SDKs send both), else None."""
+    if not isinstance(mapping, dict):
+        return None
+    found = mapping.get(key)
+    return found if found is not None else mapping.get(_snake(key))
+
+
+def declared_function_decls(setup: dict[str, Any]) -> list[dict[str, Any]]:
+    """The function declarations of a (camelCase or snake_case) setup."""
+    return [
+        decl
+        for tool in pick(setup, "tools") or []
+        if isinstance(tool, dict)
+        for decl in pick(tool, "functionDeclarations") or []
+        if isinstance(decl, dict)
+    ]
+
+
 def declared_functions(setup: dict[str, Any]) -> list[str]:
     """Names of the functions declared in a (camelCase or snake_case) setup."""
-    decls = [
-        decl
-        for tool in setup.get("tools") or []
-        if isinstance(tool, dict)
-        for decl in tool.get("functionDeclarations") or tool.get("function_declarations") or []
-    ]
-    return [d["name"] for d in decls if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    return [d["name"] for d in declared_function_decls(setup) if isinstance(d.get("name"), str)]
+
+
+def interim_text(function: str) -> str:
+    """What the model says while a non-blocking call runs."""
+    return f"Checking {function}."
+
+
+def result_text(function: str, result: dict[str, Any]) -> str:
+    """How the model speaks a function's result."""
+    return f"{function} returned {json.dumps(result, sort_keys=True)}."
 
 
 def pick_function(setup: dict[str, Any], turn_text: str | None) -> str | None:

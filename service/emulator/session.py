@@ -13,7 +13,7 @@ from typing import Any
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
-from service.emulator import lifetime, model
+from service.emulator import lifetime, model, setup_rules
 from service.emulator.store import EmulatorState, SessionLineage, TokenRecord
 from service.emulator.turns import ProtocolError, TurnInput, media_of
 from service.logging import get_logger
@@ -49,7 +49,9 @@ class LiveSession:
         self.reply: asyncio.Task[None] | None = None
         self.answering = False  # a reply has started and has not sent turnComplete yet
         self.tasks: set[asyncio.Task[None]] = set()
-        self.pending_tool: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.pending_tool: dict[str, asyncio.Future[dict[str, Any]]] = {}  # blocking calls, by id
+        self.running_tools: dict[str, str] = {}  # non-blocking calls still running: id -> function name
+        self.typed: list[str] = []  # client content sent without turn_complete, waiting for it
         self.send_lock = asyncio.Lock()
         self.closed = False
         self.connected_at = time.monotonic()
@@ -143,20 +145,59 @@ class LiveSession:
         if realtime is not None:
             await self._on_realtime(realtime)
         elif content is not None:
-            turn_done = content.get("turnComplete", content.get("turn_complete", False))
-            texts = [
-                p.get("text", "")
-                for turn in content.get("turns") or []
-                for p in (turn.get("parts") or [])
-                if isinstance(p, dict)
-            ]
-            if turn_done:
-                await self._start_reply(" ".join(t for t in texts if t), 0.0, self.input.take_frames())
+            await self._on_client_content(content)
         elif tool is not None:
-            for resp in tool.get("functionResponses") or tool.get("function_responses") or []:
-                future = self.pending_tool.pop(str(resp.get("id")), None)
-                if future is not None and not future.done():
-                    future.set_result(resp.get("response") or {})
+            for resp in model.pick(tool, "functionResponses") or []:
+                if isinstance(resp, dict):
+                    await self._on_tool_response(resp)
+
+    async def _on_client_content(self, content: dict[str, Any]) -> None:
+        """The caller's turns (model turns are context, not a prompt); without turn_complete the server waits
+        for more, and turn_complete=true interrupts a reply in progress, as Google's Live models do."""
+        self.typed += [
+            str(p.get("text"))
+            for turn in content.get("turns") or []
+            if isinstance(turn, dict) and turn.get("role", "user") == "user"
+            for p in (turn.get("parts") or [])
+            if isinstance(p, dict) and p.get("text")
+        ]
+        if model.pick(content, "turnComplete"):
+            text, self.typed = " ".join(self.typed), []
+            await self._start_reply(text, 0.0, self.input.take_frames())
+
+    async def _on_tool_response(self, resp: dict[str, Any]) -> None:
+        call_id = str(resp.get("id"))
+        result = resp.get("response") or {}
+        future = self.pending_tool.pop(call_id, None)
+        if future is not None:
+            if not future.done():
+                future.set_result(result)
+            return
+        function = self.running_tools.pop(call_id, None)
+        if function is None:
+            return
+        scheduling = str(resp.get("scheduling") or "WHEN_IDLE")
+        spoken = model.result_text(function, result)
+        if scheduling == "SILENT":
+            return
+        if scheduling == "INTERRUPT":
+            await self._start_spoken(spoken)
+            return
+        # WHEN_IDLE: after the reply in progress (if any) has finished, without blocking this receive loop.
+        current = self.reply if self.answering else None
+        self._spawn(self._when_idle(current, spoken))
+
+    async def _when_idle(self, current: asyncio.Task[None] | None, spoken: str) -> None:
+        if current is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(current)
+        await self._start_spoken(spoken)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     async def _on_realtime(self, realtime: dict[str, Any]) -> None:
         for media in media_of(realtime):
@@ -196,9 +237,13 @@ class LiveSession:
     async def _start_reply(self, text: str | None, audio_seconds: float, frames: int) -> None:
         await self._interrupt()
         self.answering = True
-        self.reply = asyncio.create_task(self._answer(text, audio_seconds, frames))
-        self.tasks.add(self.reply)
-        self.reply.add_done_callback(self.tasks.discard)
+        self.reply = self._spawn(self._answer(text, audio_seconds, frames))
+
+    async def _start_spoken(self, answer: str) -> None:
+        """A turn of the model's own (a non-blocking call's result), not an answer to the caller."""
+        await self._interrupt()
+        self.answering = True
+        self.reply = self._spawn(self._speak(answer, 1, "TEXT", 0))
 
     async def _answer(self, text: str | None, audio_seconds: float, frames: int) -> None:
         if text is None and self.input_transcription:
@@ -207,17 +252,29 @@ class LiveSession:
         function = model.pick_function(self.setup, text)
         if function is not None:
             call_id = "fc-" + secrets.token_hex(4)
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self.pending_tool[call_id] = future
             args = model.function_args(function, text)
-            await self.send({"toolCall": {"functionCalls": [{"id": call_id, "name": function, "args": args}]}})
-            try:
-                result = await asyncio.wait_for(future, timeout=30)
-            except TimeoutError:
-                self.answering = False
-                await self.send({"toolCallCancellation": {"ids": [call_id]}})
-                return
-            answer = f"{function} returned {json.dumps(result, sort_keys=True)}."
+            call = {"toolCall": {"functionCalls": [{"id": call_id, "name": function, "args": args}]}}
+            if setup_rules.behavior_of(self.setup, function) == "non_blocking":
+                # The model goes on speaking while the call runs; its result is spoken when scheduled.
+                self.running_tools[call_id] = function
+                await self.send(call)
+                answer = model.interim_text(function)
+            else:
+                future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+                self.pending_tool[call_id] = future
+                await self.send(call)
+                try:
+                    result = await asyncio.wait_for(future, timeout=30)
+                except TimeoutError:
+                    self.answering = False
+                    await self.send({"toolCallCancellation": {"ids": [call_id]}})
+                    return
+                answer = model.result_text(function, result)
+        prompt_tokens = max(1, int(audio_seconds * 25) if text is None else len((text or "").split()))
+        await self._speak(answer, prompt_tokens, "AUDIO" if text is None else "TEXT", frames)
+
+    async def _speak(self, answer: str, prompt_tokens: int, prompt_modality: str, frames: int) -> None:
+        """Stream one model turn: the answer, generationComplete, turnComplete with usage, a new handle."""
         if self.modality == "TEXT":
             words = answer.split(" ")
             half = max(1, len(words) // 2)
@@ -227,17 +284,12 @@ class LiveSession:
         else:
             await self._stream_audio(answer)
         await self.send({"serverContent": {"generationComplete": True}})
-        prompt_tokens = max(1, int(audio_seconds * 25) if text is None else len((text or "").split()))
         self.answering = False
         await self.send(
             {
                 "serverContent": {"turnComplete": True},
                 "usageMetadata": model.usage(
-                    prompt_tokens,
-                    max(1, len(answer.split())),
-                    self.modality,
-                    "AUDIO" if text is None else "TEXT",
-                    frames,
+                    prompt_tokens, max(1, len(answer.split())), self.modality, prompt_modality, frames
                 ),
             }
         )

@@ -13,6 +13,7 @@ from typing import NoReturn
 import msgspec
 
 from service.auth import CallerIdentity, may_use
+from service.catalogue import catalogue, today
 from service.config import BudgetConfig, ProfileConfig, Settings
 from service.errors import BudgetExhausted, CallerBlocked, ProfileForbidden, ProfileNotFound, RateLimited
 from service.issuing.idempotency import (
@@ -100,13 +101,17 @@ class TokenIssuer:
         }
 
     def profiles_for(self, caller: CallerIdentity) -> list[ProfileInfo]:
-        """Profiles this caller may request, with their public description."""
+        """Profiles this caller may request, with their public description and their model's status today."""
+        day = today()
         return [
             ProfileInfo(
                 name=name,
                 description=p.description,
                 model=p.model.removeprefix("models/"),
+                model_status=entry.status_on(day) if (entry := catalogue().get(p.model)) else "unknown",
+                model_shutdown=entry.shutdown.isoformat() if entry and entry.shutdown else None,
                 response_modality=p.modality,
+                presentation=p.presentation,
                 voice=p.voice,
                 allowed_voices=list(p.allowed_voices),
                 tools=[t.name for t in p.tools],
@@ -180,6 +185,7 @@ class TokenIssuer:
                     model=model,
                     api_version=API_VERSION,
                     voice=voice or profile.voice,
+                    presentation=profile.presentation,
                     connect=ConnectInfo(
                         base_url=self._endpoint.base_url,
                         websocket_url=self._endpoint.websocket_url,

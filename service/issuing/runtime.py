@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Literal
@@ -10,7 +11,8 @@ import httpx
 import msgspec
 
 from service.auth import JWTVerifier
-from service.config import ConfigError, Settings
+from service.catalogue import LiveModel, catalogue, today
+from service.config import ConfigError, Settings, model_warnings
 from service.errors import Overloaded, ServiceShuttingDown
 from service.fd_budget import current_upstream_share
 from service.issuing.blocking import Blocking
@@ -121,6 +123,7 @@ class Runtime:
         if current.verifier.jwks_status() == "unavailable" and old.verifier.jwks_status() != "unavailable":
             raise ConfigError("issuers: the new issuers' keys (JWKS) could not be loaded; nothing was changed")
         self.current = current
+        watch_models(settings, self.metrics)
 
     def admit(self) -> None:
         """Take one of this process's token-request places, or refuse at once (draining, or at the bound).
@@ -211,6 +214,7 @@ async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = 
             key_file.start(sighup=settings.config_path is None)
             stack.push_async_callback(key_file.aclose)
         current = await _generation(settings, metrics, http, limiter, idempotency, minter, fail_mode, store, tracing)
+        watch_models(settings, metrics)
         # Before the lifespan lets the server accept: a new replica is ready with warm pools, not born cold.
         await limiter.warm()
         await minter.warm(warm_connections(settings))
@@ -249,6 +253,27 @@ async def _generation(  # noqa: PLR0917 - the parts a configuration is built on,
         await verifier.start()
     issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode, tracing=tracing)
     return Generation(settings, verifier, issuer, Blocking(store, [i.issuer for i in settings.file.issuers]))
+
+
+def watch_models(settings: Settings, metrics: Metrics) -> None:
+    """Log what the catalogue warns about the profiles' models (unknown, or shutting down soon), and export
+    `livetoken_profile_model_retiring` per profile, evaluated at each scrape so a shutdown date that comes into
+    the window shows without a restart."""
+    for warning in model_warnings(settings.file):
+        log.warning("profile_model_warning", warning=warning)
+    gauge = metrics.profile_model_retiring
+    gauge.clear()
+    for name, profile in settings.profiles.items():
+        entry = catalogue().get(profile.model)
+        model = profile.model.removeprefix("models/")
+        if entry is None:
+            gauge.labels(profile=name, model=model).set(0)
+        else:
+            gauge.labels(profile=name, model=model).set_function(_retiring(entry))
+
+
+def _retiring(entry: LiveModel) -> Callable[[], float]:
+    return lambda: 1.0 if entry.retiring_on(today()) else 0.0
 
 
 def warm_connections(settings: Settings) -> int:

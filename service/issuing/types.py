@@ -46,16 +46,24 @@ class TokenResponse(msgspec.Struct, frozen=True):
     model: str
     api_version: str
     voice: str | None
+    presentation: Literal["voice", "transcript"]
     connect: ConnectInfo
 
 
 class ProfileInfo(msgspec.Struct, frozen=True):
-    """A profile the caller may request tokens for."""
+    """A profile the caller may request tokens for.
+
+    `model_status` is the model's standing in livetoken's catalogue today (`GA`, `preview`, `legacy`, or
+    `unknown` for a model the catalogue does not list); `model_shutdown` its announced shutdown date, if any.
+    """
 
     name: str
     description: str
     model: str
+    model_status: str
+    model_shutdown: str | None
     response_modality: Literal["AUDIO", "TEXT"]
+    presentation: Literal["voice", "transcript"]
     voice: str | None
     allowed_voices: list[str]
     tools: list[str]

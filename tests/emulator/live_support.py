@@ -13,7 +13,7 @@ from typing import Any
 from google import genai
 from google.genai import types
 
-MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL = "gemini-3.8-live"  # the default Live model (service/catalogue/live_models.toml)
 PCM16K = "audio/pcm;rate=16000"
 OPEN_CLIENTS: list[genai.Client] = []  # closed after each test by the autouse fixture in conftest.py
 
@@ -95,12 +95,11 @@ async def collect(session: Any) -> list[types.LiveServerMessage]:
 
 
 def model_text(messages: list[types.LiveServerMessage]) -> str:
-    """The text parts of a TEXT reply, joined."""
+    """What the model said, from its output transcription (today's Live models answer in audio only)."""
     return "".join(
-        p.text or ""
+        m.server_content.output_transcription.text or ""
         for m in messages
-        if m.server_content and m.server_content.model_turn
-        for p in m.server_content.model_turn.parts or []
+        if m.server_content and m.server_content.output_transcription
     )
 
 

@@ -22,7 +22,7 @@ async def test_banner_and_logs_never_show_the_api_key(tmp_path: Path, given: boo
     emu = EmulatorProcess(tmp_path, *key_args)
     emu.start()
     try:
-        token = await mint(emu, "TEXT")
+        token = await mint(emu)
         async with client(emu, token).aio.live.connect(model=MODEL) as session:
             await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text="hi")]))
             await collect(session)

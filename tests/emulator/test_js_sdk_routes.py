@@ -45,12 +45,8 @@ async def text_turn(ws: ClientConnection, text: str) -> list[dict[str, Any]]:
 
 
 def text_of(frames: list[dict[str, Any]]) -> str:
-    """Joined model text of server frames."""
-    return "".join(
-        part.get("text", "")
-        for frame in frames
-        for part in frame.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
-    )
+    """What the model said, from the output transcription of server frames (its audio is the answer itself)."""
+    return "".join(frame.get("serverContent", {}).get("outputTranscription", {}).get("text", "") for frame in frames)
 
 
 async def test_api_key_in_the_query_opens_a_session(emulator: Any) -> None:
@@ -58,7 +54,15 @@ async def test_api_key_in_the_query_opens_a_session(emulator: Any) -> None:
     url = js_url(emulator, "v1beta", "BidiGenerateContent", "key", emulator.api_key)
     async with websockets.connect(url, ssl=emulator.ssl_context(), additional_headers=JS_HEADERS) as ws:
         await ws.send(
-            json.dumps({"setup": {"model": f"models/{MODEL}", "generationConfig": {"responseModalities": ["TEXT"]}}})
+            json.dumps(
+                {
+                    "setup": {
+                        "model": f"models/{MODEL}",
+                        "generationConfig": {"responseModalities": ["AUDIO"]},
+                        "outputAudioTranscription": {},
+                    }
+                }
+            )
         )
         assert json.loads(await ws.recv()) == {"setupComplete": {}}
         frames = await text_turn(ws, "hello from node")
@@ -84,7 +88,7 @@ async def test_wrong_api_key_is_refused_alike_in_the_query_and_in_the_header(emu
 
 async def test_ephemeral_token_in_access_token_on_the_constrained_method(emulator: Any) -> None:
     """`//ws/…Constrained?access_token=auth_tokens/…` (slash unencoded) gets the locked session and spends a use."""
-    token = await mint(emulator, "TEXT")
+    token = await mint(emulator)
     url = js_url(emulator, "v1alpha", "BidiGenerateContentConstrained", "access_token", token)
     async with websockets.connect(url, ssl=emulator.ssl_context(), additional_headers=JS_HEADERS) as ws:
         await ws.send(
@@ -96,7 +100,7 @@ async def test_ephemeral_token_in_access_token_on_the_constrained_method(emulato
         frames = await text_turn(ws, "what do you see?")
     assert text_of(frames) == "I saw 1 frame. You said: what do you see?"
     assert emulator.token(token)["uses_remaining"] == 0
-    assert emulator.sessions()[-1]["effective_setup"]["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert emulator.sessions()[-1]["effective_setup"]["generationConfig"]["responseModalities"] == ["AUDIO"]
 
 
 async def test_api_key_is_refused_on_the_constrained_method(emulator: Any) -> None:

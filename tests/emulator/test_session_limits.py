@@ -110,7 +110,7 @@ async def test_context_window_compression_lifts_the_limit(limited_emulator: Emul
     """With contextWindowCompression a video session outlives the video limit and still answers afterwards."""
     emu = limited_emulator
     compression = types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow())
-    token = await mint(emu, "TEXT", context_window_compression=compression)
+    token = await mint(emu, context_window_compression=compression)
     async with client(emu, token).aio.live.connect(model=MODEL) as session:
         await session.send_realtime_input(video=types.Blob(data=jpeg(), mime_type="image/jpeg"))
         # Quiet for longer than the video limit: no goAway, no close.

@@ -26,7 +26,7 @@ SECONDS_PER_CHARACTER = 0.06  # the emulator's reply audio: 60 ms per character 
 
 async def test_text_turns_count_the_frames_sent_since_the_last_turn(emulator: Any) -> None:
     """Three JPEG frames then a question: "I saw 3 frames. …"; the next turn, with no new frame, sees none."""
-    token = await mint(emulator, "TEXT")
+    token = await mint(emulator)
     async with client(emulator, token).aio.live.connect(model=MODEL) as session:
         for _ in range(3):
             await session.send_realtime_input(video=types.Blob(data=jpeg(), mime_type="image/jpeg"))
@@ -88,7 +88,7 @@ async def test_sessions_without_frames_answer_as_before(emulator: Any) -> None:
 @pytest.mark.parametrize("mime", ["video/mp4", "text/plain"])
 async def test_a_chunk_that_is_neither_audio_nor_image_closes_1007(emulator: Any, mime: str) -> None:
     """An unsupported mediaChunks type ends the session with 1007 (invalid argument) naming the type."""
-    token = await mint(emulator, "TEXT")
+    token = await mint(emulator)
     async with client(emulator, token).aio.live.connect(model=MODEL) as session:
         await session.send_realtime_input(media=types.Blob(data=b"not media", mime_type=mime))
         with pytest.raises(errors.APIError) as err:
