@@ -65,7 +65,7 @@ attempt_timeout = "2s"
 deadline = "3s"
 
 [profiles.voice]
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 response_modalities = ["AUDIO"]
 voice = "Puck"
 system_instruction = "Be brief."
@@ -79,7 +79,7 @@ period = "1d"
 profiles = ["voice"]
 
 [profiles.limited]
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 response_modalities = ["TEXT"]
 limits = [{{ rate = 1, period = "1h", burst = 1 }}]
 """

@@ -26,7 +26,7 @@ algorithms = ["HS256"]
 hs256_secret_env = "TEST_SECRET"
 
 [profiles.voice]
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 voice = "Puck"
 """
 

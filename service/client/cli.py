@@ -162,8 +162,10 @@ def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jw
     summary.token_fingerprint = fingerprint(answer["token"])
     summary.model = answer["model"]
     summary.modality = _modality(connect["config"])
+    summary.presentation = str(answer.get("presentation") or "voice")
     progress.say(
-        f"got token {summary.token_fingerprint} for {summary.model} ({summary.modality}), "
+        f"got token {summary.token_fingerprint} for {summary.model} ({summary.modality}"
+        f"{', shown as its transcript' if summary.presentation == 'transcript' else ''}), "
         f"{answer['uses']} use(s), expires {answer['expire_time']}"
     )
     try:
@@ -179,6 +181,7 @@ def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jw
         ca_file=_ca_file(args.ca_file, connect["base_url"]),
         model=connect["model"],
         config=connect["config"],
+        presentation=summary.presentation,
         text=inputs.text,
         pcm=inputs.pcm,
         images=inputs.images,
@@ -198,11 +201,10 @@ def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jw
         return _fail(summary, args, 4, f"live session failed: {type(exc).__name__}: {exc}")
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
-    complete = summary.turn_complete and (
-        summary.audio_bytes_received > 0 if summary.modality == "AUDIO" else bool(summary.text_received)
-    )
+    as_text = summary.modality == "TEXT" or summary.presentation == "transcript"
+    complete = summary.turn_complete and (bool(summary.text_received) if as_text else summary.audio_bytes_received > 0)
     if args.check and not complete:
-        what = "audio" if summary.modality == "AUDIO" else "text"
+        what = "text" if as_text else "audio"
         print(f"livetoken client: check failed: no complete turn with {what} came back", file=sys.stderr)
         return 5
     if args.check_single_use and summary.second_connect_refused is not True:

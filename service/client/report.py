@@ -22,6 +22,7 @@ class Summary:
     profile: str = ""
     model: str = ""
     modality: str = ""
+    presentation: str = "voice"
     audio_seconds_sent: float = 0.0
     frames_sent: int = 0
     audio_bytes_received: int = 0

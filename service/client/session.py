@@ -40,6 +40,7 @@ class LiveOptions:
     ca_file: str | None
     model: str
     config: dict[str, Any]  # connect.config as served: the Live API's camelCase JSON (or the older snake_case)
+    presentation: str = "voice"  # "transcript": show the output transcription as the reply, play no audio
     text: str | None = None
     pcm: bytes | None = None
     images: list[Frame] = field(default_factory=list)
@@ -57,11 +58,29 @@ def live_client(token: str, base_url: str, api_version: str, ca_file: str | None
     return genai.Client(api_key=token, http_options=options)
 
 
+def non_blocking_functions(config: dict[str, Any]) -> set[str]:
+    """Functions the served config declares NON_BLOCKING: the model goes on talking while they run, and speaks
+    their result later, as a turn of its own."""
+    tools = config.get("tools") or []
+    return {
+        str(decl.get("name"))
+        for tool in tools
+        if isinstance(tool, dict)
+        for decl in tool.get("functionDeclarations") or tool.get("function_declarations") or []
+        if isinstance(decl, dict) and decl.get("behavior") == "NON_BLOCKING"
+    }
+
+
 @dataclass
 class _Turn:
     audio: bytearray = field(default_factory=bytearray)
     kept: bytearray = field(default_factory=bytearray)
     complete: bool = False
+    # A non-blocking call's result is spoken in a later turn: the conversation is complete only when a turn that
+    # began after our last such tool response has completed (message numbers, in arrival order).
+    seen: int = 0
+    started: int | None = None  # the message number the model's current turn began at
+    awaiting_after: int | None = None  # the message number of our last non-blocking tool response
 
 
 class LiveConversation:
@@ -72,6 +91,8 @@ class LiveConversation:
         self.summary = summary
         self.progress = progress
         self.client = live_client(opts.token, opts.base_url, opts.api_version, opts.ca_file)
+        self.non_blocking = non_blocking_functions(opts.config)
+        self.transcript_only = opts.presentation == "transcript"
         self.handle: str | None = None
         self.turn = _Turn()
         self.sent_at: float | None = None
@@ -165,12 +186,15 @@ class LiveConversation:
     async def _receive_turn(self, session: Any) -> None:
         """Handle messages until turn_complete; a close raises APIError (run() resumes on the usual codes)."""
         async for message in session.receive():
+            self.turn.seen += 1
             if message.session_resumption_update and message.session_resumption_update.new_handle:
                 self.handle = message.session_resumption_update.new_handle
             if message.go_away:
                 left = message.go_away.time_left
                 self.progress.say(f"server sent goAway (time left {left}); resuming when it closes")
             if message.tool_call:
+                if self.turn.started is None:  # a call opens the model's turn (what it says next belongs to it)
+                    self.turn.started = self.turn.seen
                 await self._answer_tools(session, message.tool_call)
             if message.server_content:
                 self._on_content(message.server_content)
@@ -181,50 +205,80 @@ class LiveConversation:
             self.progress.say(f"first reply byte after {self.summary.time_to_first_byte_ms:.0f} ms")
 
     def _on_content(self, content: types.LiveServerContent) -> None:
+        if self.turn.started is None and (content.model_turn or content.output_transcription):
+            self.turn.started = self.turn.seen
         if content.input_transcription and content.input_transcription.text:
             self.summary.input_transcript += content.input_transcription.text
             self.progress.transcript("you", content.input_transcription.text)
         if content.model_turn:
-            for part in content.model_turn.parts or []:
-                if part.inline_data and part.inline_data.data:
-                    self._first_byte()
-                    self.turn.audio += part.inline_data.data
-                    self.summary.audio_bytes_received += len(part.inline_data.data)
-                    if self.opts.speaker is not None:
-                        self.opts.speaker.play(part.inline_data.data)
-                if part.text:
-                    self._first_byte()
-                    self.summary.text_received += part.text
-                    self.progress.stream("model", part.text)
+            self._on_parts(content.model_turn.parts or [])
         if content.output_transcription and content.output_transcription.text:
-            self.summary.output_transcript += content.output_transcription.text
-            self.progress.transcript("model (transcript)", content.output_transcription.text)
+            self._on_output_transcript(content.output_transcription.text)
         if content.interrupted:
             self.summary.interrupted += 1
             self.progress.say(
                 f"interrupted: dropping {seconds_of(len(self.turn.audio), OUTPUT_RATE):.2f}s of unplayed reply"
             )
             self.turn.audio.clear()
+            self.turn.started = None
             if self.opts.speaker is not None:
                 self.opts.speaker.stop()
         if content.turn_complete:
-            self.turn.kept += self.turn.audio
-            self.turn.audio.clear()
-            self.turn.complete = True
-            self.summary.turn_complete = True
-            self.summary.audio_seconds_received = round(seconds_of(len(self.turn.kept), OUTPUT_RATE), 3)
-            if self.summary.modality == "TEXT":
-                self.progress.say(f"turn complete: {len(self.summary.text_received)} characters of text received")
-            else:
-                self.progress.say(f"turn complete: {self.summary.audio_seconds_received:.2f}s audio received")
+            self._on_turn_complete()
+
+    def _on_parts(self, parts: list[types.Part]) -> None:
+        for part in parts:
+            if part.inline_data and part.inline_data.data:
+                self._first_byte()
+                self.turn.audio += part.inline_data.data
+                self.summary.audio_bytes_received += len(part.inline_data.data)
+                if self.opts.speaker is not None and not self.transcript_only:
+                    self.opts.speaker.play(part.inline_data.data)
+            if part.text:
+                self._first_byte()
+                self.summary.text_received += part.text
+                self.progress.stream("model", part.text)
+
+    def _on_output_transcript(self, text: str) -> None:
+        self.summary.output_transcript += text
+        if self.transcript_only:  # the transcript is the reply: shown as the model's text
+            self._first_byte()
+            self.summary.text_received += text
+            self.progress.stream("model", text)
+        else:
+            self.progress.transcript("model (transcript)", text)
+
+    def _on_turn_complete(self) -> None:
+        self.turn.kept += self.turn.audio
+        self.turn.audio.clear()
+        began, self.turn.started = self.turn.started, None
+        waiting = self.turn.awaiting_after
+        if waiting is not None and (began is None or began <= waiting):
+            self.progress.say("turn complete; waiting for the model to speak the tool's result")
+            return
+        self.turn.complete = True
+        self.summary.turn_complete = True
+        self.summary.audio_seconds_received = round(seconds_of(len(self.turn.kept), OUTPUT_RATE), 3)
+        if self.summary.modality == "TEXT" or self.transcript_only:
+            self.progress.say(f"turn complete: {len(self.summary.text_received)} characters of text received")
+        else:
+            self.progress.say(f"turn complete: {self.summary.audio_seconds_received:.2f}s audio received")
 
     async def _answer_tools(self, session: Any, call: types.LiveServerToolCall) -> None:
+        """Answer every call; playback goes on meanwhile. A non-blocking call's result is scheduled WHEN_IDLE: the
+        model speaks it once it has finished what it is saying, and the conversation waits for that turn."""
         responses = []
         for fc in call.function_calls or []:
             result = run_tool(fc.name or "", fc.args)
-            self.summary.tool_calls.append({"name": fc.name, "args": fc.args or {}, "result": result})
-            self.progress.say(f"tool call {fc.name}({fc.args or {}}) -> {result}")
-            responses.append(types.FunctionResponse(id=fc.id, name=fc.name, response=result))
+            waits = fc.name in self.non_blocking
+            self.summary.tool_calls.append(
+                {"name": fc.name, "args": fc.args or {}, "result": result, "non_blocking": waits}
+            )
+            self.progress.say(f"tool call {fc.name}({fc.args or {}}) -> {result}{' (non-blocking)' if waits else ''}")
+            scheduling = types.FunctionResponseScheduling.WHEN_IDLE if waits else None
+            responses.append(types.FunctionResponse(id=fc.id, name=fc.name, response=result, scheduling=scheduling))
+            if waits:
+                self.turn.awaiting_after = self.turn.seen
         await session.send_tool_response(function_responses=responses)
 
     async def _second_connect_refused(self) -> bool:

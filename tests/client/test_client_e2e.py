@@ -24,13 +24,25 @@ from tests.support.service import make_jwt, service_env, write_config
 
 CALC_PROFILE = """
 [profiles.calc]
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
-response_modalities = ["TEXT"]
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
+output_audio_transcription = true
+presentation = "transcript"
 
 [[profiles.calc.tools]]
 name = "calculate"
 description = "Evaluate arithmetic."
+behavior = "blocking"
 parameters = { type = "object", properties = { expression = { type = "string" } }, required = ["expression"] }
+
+[profiles.clock]
+model = "gemini-3.8-live"
+output_audio_transcription = true
+presentation = "transcript"
+
+[[profiles.clock.tools]]
+name = "get_current_time"
+description = "Current date and time in UTC (gemini-3.8-live runs it non-blocking)."
 """
 
 
@@ -113,11 +125,19 @@ def test_audio_turn_saves_a_24khz_reply_and_token_is_single_use(service: str, em
 
 
 def test_text_turn_prints_the_answer(service: str, emulator: Any) -> None:
-    """--text on a TEXT profile prints the model's text and passes --check."""
-    res = client(service, "--profile", "text", "--text", "hello there", "--check", ca=emulator.ca_file)
+    """--text on the text profile (audio shown as its transcript) prints the model's words as its text, plays and
+    saves nothing, and passes --check."""
+    res = client(service, "--profile", "text", "--text", "hello there", "--check", "--json", ca=emulator.ca_file)
     assert res.returncode == 0, res.stderr
-    assert "model: You said: hello there" in res.stdout
-    assert "connected" in res.stderr
+    summary = json.loads(res.stdout)
+    assert (summary["presentation"], summary["text_received"]) == ("transcript", "You said: hello there")
+    assert summary["turn_complete"] is True
+    assert summary["audio_seconds_received"] > 0  # received, as Google sends it, and neither played nor saved
+    human = client(service, "--profile", "text", "--text", "hello there", "--check", ca=emulator.ca_file)
+    assert human.returncode == 0, human.stderr
+    assert human.stdout == "model: You said: hello there\n"
+    assert "(AUDIO, shown as its transcript)" in human.stderr
+    assert "connected" in human.stderr
 
 
 def test_function_call_is_answered_by_the_client(service: str, emulator: Any) -> None:
@@ -125,8 +145,28 @@ def test_function_call_is_answered_by_the_client(service: str, emulator: Any) ->
     res = client(service, "--profile", "calc", "--text", "calculate 6*7", "--check", "--json", ca=emulator.ca_file)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
-    assert summary["tool_calls"] == [{"name": "calculate", "args": {"expression": "6*7"}, "result": {"result": 42}}]
+    assert summary["tool_calls"] == [
+        {"name": "calculate", "args": {"expression": "6*7"}, "result": {"result": 42}, "non_blocking": False}
+    ]
     assert summary["text_received"] == 'calculate returned {"result": 42}.'
+
+
+def test_a_non_blocking_call_is_answered_and_its_result_awaited(service: str, emulator: Any) -> None:
+    """gemini-3.8-live runs get_current_time non-blocking: the model goes on ("Checking …"), the client answers
+    WHEN_IDLE without stopping, and the run ends only after the model has spoken the result."""
+    res = client(service, "--profile", "clock", "--text", "get_current_time", "--check", "--json", ca=emulator.ca_file)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    [call] = summary["tool_calls"]
+    assert (call["name"], call["args"], call["non_blocking"]) == ("get_current_time", {}, True)
+    result = json.dumps(call["result"], sort_keys=True)
+    assert summary["text_received"] == f"Checking get_current_time.get_current_time returned {result}."
+    human = client(service, "--profile", "clock", "--text", "get_current_time", "--check", ca=emulator.ca_file)
+    assert human.returncode == 0, human.stderr
+    assert "turn complete; waiting for the model to speak the tool's result" in human.stderr
+    lines = human.stdout.splitlines()
+    assert lines[0] == "model: Checking get_current_time."
+    assert lines[1].startswith('model: get_current_time returned {"utc": "')
 
 
 def test_image_frame_with_a_text_turn(service: str, emulator: Any, tmp_path: Path) -> None:

@@ -31,8 +31,9 @@ async def test_issues_a_locked_single_use_token(settings: Any, emulator: Any) ->
     assert body["uses"] == 1
     assert body["profile"] == "voice"
     assert body["api_version"] == "v1alpha"
-    assert body["model"] == "gemini-2.5-flash-native-audio-preview-12-2025"
+    assert body["model"] == "gemini-3.8-live"
     assert body["voice"] == "Kore"
+    assert body["presentation"] == "voice"
     expire = datetime.fromisoformat(body["expire_time"])
     new_session = datetime.fromisoformat(body["new_session_expire_time"])
     assert timedelta(minutes=14) < expire - before < timedelta(minutes=16)
@@ -43,7 +44,7 @@ async def test_issues_a_locked_single_use_token(settings: Any, emulator: Any) ->
         "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
     )
     assert connect["api_version"] == "v1alpha"
-    assert connect["model"] == "gemini-2.5-flash-native-audio-preview-12-2025"
+    assert connect["model"] == "gemini-3.8-live"
     # The Live API's own camelCase JSON: what the JS SDK's LiveConnectConfig takes unchanged.
     assert connect["config"] == {
         "responseModalities": ["AUDIO"],
@@ -74,7 +75,7 @@ async def test_google_receives_the_whole_locked_setup(settings: Any, emulator: A
     for key in ("expireTime", "newSessionExpireTime"):
         assert datetime.fromisoformat(body[key]).tzinfo is not None, body[key]
     setup = body["bidiGenerateContentSetup"]
-    assert setup["model"] == "models/gemini-2.5-flash-native-audio-preview-12-2025"
+    assert setup["model"] == "models/gemini-3.8-live"
     gen = setup["generationConfig"]
     assert gen["responseModalities"] == ["AUDIO"]
     assert gen["temperature"] == 0.7
@@ -94,19 +95,29 @@ async def test_tools_profile_sends_function_declarations(settings: Any, emulator
     setup = emulator.last_request()["body"]["bidiGenerateContentSetup"]
     decl = setup["tools"][0]["functionDeclarations"][0]
     assert decl["name"] == "get_weather"
+    # gemini-3.8-live's own default, written out so every client knows the call does not block the conversation.
+    assert decl["behavior"] == "NON_BLOCKING"
     assert decl["parameters"]["required"] == ["city"]
 
 
 async def test_text_profile_uses_from_profile(settings: Any, emulator: Any) -> None:
-    """`uses` comes from the profile (2 here) and TEXT profiles carry no voice."""
+    """`uses` comes from the profile (2 here); the text profile is audio with its transcript, shown as text
+    (`presentation`), and names no voice."""
     async with running_app(settings) as client:
         resp = await client.post("/v1/tokens", json={"profile": "text"}, headers=auth())
     assert resp.status_code == 201, resp.text
     assert resp.json()["uses"] == 2
     assert resp.json()["voice"] is None
+    assert resp.json()["presentation"] == "transcript"
+    assert resp.json()["connect"]["config"] == {
+        "responseModalities": ["AUDIO"],
+        "sessionResumption": {},
+        "outputAudioTranscription": {},
+    }
     body = emulator.last_request()["body"]
     assert body["uses"] == 2
-    assert body["bidiGenerateContentSetup"]["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert body["bidiGenerateContentSetup"]["generationConfig"]["responseModalities"] == ["AUDIO"]
+    assert body["bidiGenerateContentSetup"]["outputAudioTranscription"] == {}
 
 
 @pytest.mark.parametrize(
@@ -243,3 +254,114 @@ async def test_a_tenant_limit_is_shared_by_its_subjects(tmp_path: Path, emulator
     assert '"tenant-' in fourth.headers["ratelimit-policy"]
     assert other.status_code == 201
     assert 'livetoken_rate_limited_total{layer="tenant"} 1.0' in metrics
+
+
+TODAYS_PROFILE = """
+[profiles.today]
+model = "gemini-3.8-live-extended-thinking"
+voice = "Charon"
+thinking_level = "high"
+turn_coverage = "only_activity"
+media_resolution = "medium"
+output_audio_transcription = true
+
+[profiles.today.activity_detection]
+start_sensitivity = "low"
+end_sensitivity = "high"
+prefix_padding = "40ms"
+silence_duration = "1.2s"
+
+[[profiles.today.tools]]
+name = "lookup"
+description = "Look something up."
+
+[profiles.manual]
+model = "gemini-3.8-live"
+proactive_audio = true
+activity_detection = { mode = "manual" }
+"""
+
+
+async def test_todays_profile_keys_reach_google_and_the_client_alike(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """thinking_level, activity detection, turn coverage, media resolution, tool behaviour and proactive audio are
+    locked into the token (Google's body) and served in connect.config as the Live API's camelCase JSON."""
+    settings = build_settings(write_config(tmp_path, extra=TODAYS_PROFILE), service_env(emulator, redis_url))
+    async with running_app(settings) as client:
+        today = await client.post("/v1/tokens", json={"profile": "today"}, headers=auth())
+        today_setup = emulator.last_request()["body"]["bidiGenerateContentSetup"]
+        manual = await client.post("/v1/tokens", json={"profile": "manual"}, headers=auth())
+        manual_setup = emulator.last_request()["body"]["bidiGenerateContentSetup"]
+    assert (today.status_code, manual.status_code) == (201, 201), today.text + manual.text
+    assert today.json()["connect"]["config"] == {
+        "responseModalities": ["AUDIO"],
+        "mediaResolution": "MEDIA_RESOLUTION_MEDIUM",
+        "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Charon"}}},
+        "thinkingConfig": {"thinkingLevel": "HIGH"},
+        "tools": [
+            {
+                "functionDeclarations": [
+                    {"description": "Look something up.", "name": "lookup", "behavior": "NON_BLOCKING"}
+                ]
+            }
+        ],
+        "sessionResumption": {},
+        "outputAudioTranscription": {},
+        "realtimeInputConfig": {
+            "automaticActivityDetection": {
+                "startOfSpeechSensitivity": "START_SENSITIVITY_LOW",
+                "endOfSpeechSensitivity": "END_SENSITIVITY_HIGH",
+                "prefixPaddingMs": 40,
+                "silenceDurationMs": 1200,
+            },
+            "turnCoverage": "TURN_INCLUDES_ONLY_ACTIVITY",
+        },
+    }
+    assert today_setup["model"] == "models/gemini-3.8-live-extended-thinking"
+    assert today_setup["generationConfig"]["thinkingConfig"] == {"thinking_level": "HIGH"}
+    assert today_setup["generationConfig"]["mediaResolution"] == "MEDIA_RESOLUTION_MEDIUM"
+    assert today_setup["realtimeInputConfig"] == {
+        "automatic_activity_detection": {
+            "start_of_speech_sensitivity": "START_SENSITIVITY_LOW",
+            "end_of_speech_sensitivity": "END_SENSITIVITY_HIGH",
+            "prefix_padding_ms": 40,
+            "silence_duration_ms": 1200,
+        },
+        "turn_coverage": "TURN_INCLUDES_ONLY_ACTIVITY",
+    }
+    assert today_setup["tools"][0]["functionDeclarations"][0]["behavior"] == "NON_BLOCKING"
+    assert manual.json()["connect"]["config"]["realtimeInputConfig"] == {
+        "automaticActivityDetection": {"disabled": True}
+    }
+    assert manual.json()["connect"]["config"]["proactivity"] == {"proactiveAudio": True}
+    assert manual_setup["proactivity"] == {"proactive_audio": True}
+
+
+STATUS_PROFILES = """
+[profiles.legacy]
+model = "gemini-3.1-flash-live-preview"
+
+[profiles.newer]
+model = "gemini-9-live"
+"""
+
+
+async def test_profiles_show_each_models_status_from_the_catalogue(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """GET /v1/profiles says what the catalogue knows of each profile's model today: GA, legacy, or unknown."""
+    settings = build_settings(write_config(tmp_path, extra=STATUS_PROFILES), service_env(emulator, redis_url))
+    async with running_app(settings) as client:
+        resp = await client.get("/v1/profiles", headers=auth())
+    assert resp.status_code == 200
+    shown = {
+        p["name"]: (p["model"], p["model_status"], p["model_shutdown"], p["presentation"])
+        for p in resp.json()["profiles"]
+    }
+    assert shown == {
+        "legacy": ("gemini-3.1-flash-live-preview", "legacy", None, "voice"),
+        "newer": ("gemini-9-live", "unknown", None, "voice"),
+        "text": ("gemini-3.8-live", "GA", None, "transcript"),
+        "voice": ("gemini-3.8-live", "GA", None, "voice"),
+    }

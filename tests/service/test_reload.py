@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 EXTRA_PROFILE = """
 [profiles.extra]
 description = "Added by a reload."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
-response_modalities = ["TEXT"]
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
 """
 
 

@@ -42,7 +42,7 @@ warm_connections = 8  # the default (256) is what the burst tests and make bench
 
 [profiles.voice]
 description = "Voice chat."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 response_modalities = ["AUDIO"]
 voice = "Kore"
 allowed_voices = ["Kore", "Puck"]
@@ -55,13 +55,15 @@ new_session_ttl = "60s"
 
 [profiles.text]
 description = "Text chat."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
-response_modalities = ["TEXT"]
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
+output_audio_transcription = true
+presentation = "transcript"
 uses = 2
 
 [profiles.tools]
 description = "Needs a scope."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
+model = "gemini-3.8-live"
 response_modalities = ["AUDIO"]
 require = {{{{ scopes = ["live:tools"] }}}}
 

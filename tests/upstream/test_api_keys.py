@@ -25,7 +25,7 @@ FILE_CONFIG = parse_file_config(
                 "jwks_url": "https://issuer.test/jwks",
             }
         ],
-        "profiles": {"voice": {"model": "gemini-2.5-flash-native-audio-preview-12-2025"}},
+        "profiles": {"voice": {"model": "gemini-3.8-live"}},
     }
 )
 

@@ -83,7 +83,7 @@ async def test_minted_request_equals_the_public_sdk_call_on_the_wire(emulator: A
 
 def _profile() -> ProfileConfig:
     return ProfileConfig(
-        model="gemini-2.5-flash-native-audio-preview-12-2025",
+        model="gemini-3.8-live",
         voice="Kore",
         system_instruction="Be brief.",
         temperature=0.5,

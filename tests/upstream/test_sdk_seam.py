@@ -13,7 +13,7 @@ from service.metrics import Metrics
 from service.upstream import SdkIncompatibleError, TokenMinter, check_sdk
 from service.upstream.sdk import SUPPORTED_SDK, sdk_version
 
-PROFILES = {"voice": ProfileConfig(model="gemini-2.5-flash-native-audio-preview-12-2025")}
+PROFILES = {"voice": ProfileConfig(model="gemini-3.8-live")}
 
 
 def _minter(emulator: Any, upstream: UpstreamConfig | None = None) -> TokenMinter:
