@@ -202,3 +202,11 @@ def test_livetoken_models_prints_the_catalogue() -> None:
     assert rows["gemini-2.0-flash-live-001"][:3] == ["shut", "down", "(since"]
     assert res.stdout.splitlines()[0].split() == ["MODEL", "STATUS", "MODALITIES", "THINKING", "NOTES"]
     assert "Default: gemini-3.8-live." in res.stdout
+
+
+def test_the_readme_shows_what_livetoken_models_prints() -> None:
+    """The README's `livetoken models` block is the command's output today."""
+    res = subprocess.run([sys.executable, "-m", "service.cli", "models"], capture_output=True, text=True, check=True)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ .venv/bin/livetoken models\n", 1)[1].split("```", 1)[0]
+    assert block == res.stdout

@@ -25,7 +25,26 @@ function pageUrl(profile, jwt) {
   return url.href;
 }
 
-/** Everything a user sees that the tests look at. */
+/**
+ * Runs in every page before the page's own code: counts the audio sources it starts (what reaches the speakers),
+ * and reads the transcript's entries as the user sees them.
+ */
+function pageProbe() {
+  window.audioSourcesStarted = 0;
+  const start = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (...args) {
+    window.audioSourcesStarted += 1;
+    return start.apply(this, args);
+  };
+  window.transcriptEntries = () =>
+    [...document.querySelectorAll("#transcript .entry")].map((li) => ({
+      role: li.dataset.role,
+      state: li.dataset.state,
+      text: li.querySelector(".text")?.textContent ?? "",
+    }));
+}
+
+/** Everything a user sees (and hears: audio sources started) that the tests look at. */
 async function snapshot(page) {
   return page.evaluate(() => {
     const text = (id) => document.getElementById(id)?.textContent?.trim() ?? null;
@@ -34,12 +53,11 @@ async function snapshot(page) {
       url: window.location.href,
       status: text("status"),
       error: document.getElementById("error")?.hidden ? null : document.getElementById("error").innerText.trim(),
-      entries: [...document.querySelectorAll("#transcript .entry")].map((li) => ({
-        role: li.dataset.role,
-        state: li.dataset.state,
-        text: li.querySelector(".text")?.textContent ?? "",
-      })),
+      entries: window.transcriptEntries(),
       profiles: [...document.querySelectorAll("#profile option")].map((o) => o.value),
+      options: [...document.querySelectorAll("#profile option")].map((o) => o.textContent),
+      description: text("profile-description"),
+      audioStarts: window.audioSourcesStarted,
       mic: { text: text("mic-meter"), ...data("mic-meter") },
       video: { text: text("video-meter"), ...data("video-meter") },
       audio: { text: text("audio-meter"), ...data("audio-meter") },
@@ -62,6 +80,19 @@ const modelDone = (re) =>
     new RegExp(re).test(t.textContent),
   );
 
+/** In the page: every chunk of reply audio scheduled so far has finished playing. */
+const allPlayed = () => {
+  const { scheduledSeconds, playedSeconds } = document.getElementById("audio-meter").dataset;
+  return Number(scheduledSeconds) > 0 && playedSeconds === scheduledSeconds;
+};
+
+/** GET /v1/profiles' entry for `name`, as the page got it. */
+async function profileInfo(name) {
+  const service = new URL(input.demo_url).origin;
+  const response = await fetch(`${service}/v1/profiles`, { headers: { Authorization: `Bearer ${input.jwt}` } });
+  return (await response.json()).profiles.find((p) => p.name === name) ?? null;
+}
+
 /** Voice: microphone turn, both transcripts, reply audio; then speaking over a long answer interrupts it. */
 async function voice(context) {
   const page = await openPage(context, "voice", input.jwt);
@@ -70,14 +101,7 @@ async function voice(context) {
   await page.waitForSelector('#status[data-state="connected"]', WAIT);
   await page.waitForFunction(modelDone, "^I heard", WAIT);
   // The whole answer has come out of the speakers: every scheduled chunk has ended.
-  await page.waitForFunction(
-    () => {
-      const { scheduledSeconds, playedSeconds } = document.getElementById("audio-meter").dataset;
-      return Number(scheduledSeconds) > 0 && playedSeconds === scheduledSeconds;
-    },
-    null,
-    WAIT,
-  );
+  await page.waitForFunction(allPlayed, null, WAIT);
   out.turn = await snapshot(page);
   await page.screenshot({ path: join(input.screenshot_dir, "voice.png"), fullPage: true });
 
@@ -102,7 +126,28 @@ async function voice(context) {
   return out;
 }
 
-/** Function calling: a typed request, the page answers the tool call, the model reads the result back. */
+/** Text: the `text` profile's reply is its transcript, shown as the model's text; no audio is played. */
+async function text(context) {
+  const page = await openPage(context, "text", input.jwt);
+  const out = { loaded: await snapshot(page), profile: await profileInfo("text") };
+  await page.uncheck("#mic-on-connect");
+  await page.click("#connect");
+  await page.waitForSelector('#status[data-state="connected"]', WAIT);
+  out.connected = await snapshot(page);
+  await page.fill("#chat-input", "Hello there");
+  await page.click("#chat-send");
+  await page.waitForFunction(modelDone, "^You said: Hello there$", WAIT);
+  out.turn = await snapshot(page);
+  await page.screenshot({ path: join(input.screenshot_dir, "text.png"), fullPage: true });
+  await page.click("#disconnect");
+  await page.close();
+  return out;
+}
+
+/**
+ * Function calling: a blocking call (calculate), whose turn waits for the page's answer; then a non-blocking one
+ * (get_current_time), answered at once while the model goes on talking, whose result is spoken as a turn of its own.
+ */
 async function tools(context) {
   const page = await openPage(context, "tools", input.jwt);
   await page.uncheck("#mic-on-connect");
@@ -110,8 +155,25 @@ async function tools(context) {
   await page.waitForSelector('#status[data-state="connected"]', WAIT);
   await page.fill("#chat-input", "calculate 6*7");
   await page.click("#chat-send");
-  await page.waitForFunction(modelDone, "returned", WAIT);
-  const out = { turn: await snapshot(page) };
+  await page.waitForFunction(modelDone, "^calculate returned", WAIT);
+  await page.waitForFunction(allPlayed, null, WAIT);
+  const out = { blocking: await snapshot(page) };
+
+  // From here on, every change to the transcript is recorded with the reply-audio meter at that moment.
+  await page.evaluate(() => {
+    window.timeline = [];
+    const meter = document.getElementById("audio-meter");
+    const record = () => window.timeline.push({ entries: window.transcriptEntries(), audio: { ...meter.dataset } });
+    const options = { childList: true, subtree: true, characterData: true, attributes: true };
+    new MutationObserver(record).observe(document.getElementById("transcript"), options);
+  });
+  await page.fill("#chat-input", "get_current_time");
+  await page.click("#chat-send");
+  await page.waitForFunction(modelDone, "^get_current_time returned", WAIT);
+  await page.waitForFunction(allPlayed, null, WAIT);
+  out.nonBlocking = await snapshot(page);
+  out.timeline = await page.evaluate(() => window.timeline);
+  await page.screenshot({ path: join(input.screenshot_dir, "tools.png"), fullPage: true });
   await page.click("#disconnect");
   await page.close();
   return out;
@@ -196,9 +258,10 @@ const context = await chromium.launchPersistentContext(input.user_data_dir, {
     `--use-file-for-fake-audio-capture=${input.wav}`,
   ],
 });
+await context.addInitScript(pageProbe);
 results.launch_seconds = (Date.now() - started) / 1000;
 try {
-  for (const [name, scenario] of Object.entries({ voice, tools, rateLimited, camera, screen })) {
+  for (const [name, scenario] of Object.entries({ voice, text, tools, rateLimited, camera, screen })) {
     const t0 = Date.now();
     try {
       results[name] = await scenario(context);

@@ -113,8 +113,10 @@ hs256_secret_env = "FRONTEND_TEST_ISSUER_SECRET"
 
 [profiles.late]
 description = "One second to start the session."
-model = "gemini-2.5-flash-native-audio-preview-12-2025"
-response_modalities = ["TEXT"]
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
+output_audio_transcription = true
+presentation = "transcript"
 new_session_ttl = "1s"
 """
 

@@ -13,8 +13,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 const exampleDir = fileURLToPath(new URL("../../examples/browser/", import.meta.url));
-const { GoogleGenAI, Modality } = createRequire(join(exampleDir, "package.json"))("@google/genai");
+const { GoogleGenAI, Modality, FunctionResponseScheduling } = createRequire(join(exampleDir, "package.json"))(
+  "@google/genai",
+);
 const env = process.env;
+
+/** Google's close reason for responseModalities TEXT on today's audio-only Live models. */
+const TEXT_REFUSED = "The requested combination of response modalities (TEXT) is not supported by the model.";
 
 /** POST /v1/tokens with the caller's JWT. */
 async function fetchToken(service, jwt, profile) {
@@ -99,6 +104,14 @@ async function open(ai, model, config, timeoutMs = 10_000) {
   }
 }
 
+/** A client with the emulator's own API key (the SDK then sends it as ?key=). */
+function emulatorClient() {
+  return new GoogleGenAI({
+    apiKey: env.EMULATOR_API_KEY,
+    httpOptions: { baseUrl: env.EMULATOR_BASE_URL, apiVersion: "v1alpha" },
+  });
+}
+
 /** A client for a livetoken token, configured from the token answer's `connect` only. */
 function clientFor(token) {
   return new GoogleGenAI({
@@ -111,6 +124,20 @@ async function openWithToken(token) {
   return open(clientFor(token), token.connect.model, token.connect.config);
 }
 
+/** Send 1.0 s of tone and 0.2 s of silence in 100 ms chunks, then audioStreamEnd: one spoken turn of 1.2 s. */
+function speak(session) {
+  const pcm = speech(1.0, 0.2);
+  for (let offset = 0; offset < pcm.length; offset += 3200) {
+    const data = pcm.subarray(offset, offset + 3200).toString("base64");
+    session.sendRealtimeInput({ audio: { data, mimeType: "audio/pcm;rate=16000" } });
+  }
+  session.sendRealtimeInput({ audioStreamEnd: true });
+}
+
+/** The model's reply as text, as the page shows it: a "transcript" profile's reply is its output transcription. */
+function replyText(token, turn) {
+  return token.presentation === "transcript" ? transcript(turn, "outputTranscription") : texts(turn).join("");
+}
 const texts = (turn) => turn.flatMap((m) => m.serverContent?.modelTurn?.parts ?? []).map((p) => p.text ?? "");
 const transcript = (turn, key) => turn.map((m) => m.serverContent?.[key]?.text ?? "").join("");
 const audioBytes = (turn) =>
@@ -118,8 +145,14 @@ const audioBytes = (turn) =>
     .flatMap((m) => m.serverContent?.modelTurn?.parts ?? [])
     .filter((p) => p.inlineData?.mimeType === "audio/pcm;rate=24000")
     .reduce((n, p) => n + Buffer.from(p.inlineData.data, "base64").length, 0);
-/** The emulator's reply audio: 60 ms of 24 kHz PCM16 per character of the reply, between 0.5 s and 4 s. */
-const replyBytes = (text) => Math.round(Math.min(4, Math.max(0.5, 0.06 * text.length)) * 24_000) * 2;
+/** The emulator's reply audio: 60 ms of 24 kHz PCM16 per character of the reply, between 0.5 s and 4 s (whole
+ * samples, rounded down as the emulator does). */
+const replyBytes = (text) => Math.trunc(Math.min(4, Math.max(0.5, 0.06 * text.length)) * 24_000) * 2;
+
+/** A 1x1 JPEG: what the page's canvas sends once a second, as small as one can be. */
+const JPEG =
+  "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////" +
+  "////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=";
 
 /** 16 kHz mono PCM16: a 440 Hz tone, then silence. */
 function speech(toneSeconds, silenceSeconds) {
@@ -132,26 +165,32 @@ function speech(toneSeconds, silenceSeconds) {
 
 // The tests are independent (a token each) and mostly wait on the emulator's real-time pacing: run them together.
 describe("@google/genai in Node", { concurrency: true }, () => {
-  test("a text turn with a livetoken token", async () => {
-    const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "text");
-    assert.equal(token.connect.api_version, "v1alpha");
-    assert.deepEqual(token.connect.config.responseModalities, ["TEXT"]);
-    const { session, turn: nextTurn } = await openWithToken(token);
-    session.sendClientContent({ turns: [{ role: "user", parts: [{ text: "Hello there" }] }], turnComplete: true });
-    const turn = await nextTurn();
-    session.close();
-    assert.equal(texts(turn).join(""), "You said: Hello there");
+  // Each profile dev mode ships is opened below with the SDK and gets what it promises; a new one fails this first.
+  test("dev mode ships exactly the profiles tested here", async () => {
+    const response = await fetch(`${env.LIVETOKEN_URL}/v1/profiles`, {
+      headers: { Authorization: `Bearer ${env.LIVETOKEN_JWT}` },
+    });
+    assert.equal(response.status, 200);
+    const { profiles } = await response.json();
+    assert.deepEqual(
+      profiles.map((p) => [p.name, p.model, p.model_status, p.presentation]),
+      [
+        ["text", "gemini-3.8-live", "GA", "transcript"],
+        ["thinking", "gemini-3.8-live-extended-thinking", "GA", "voice"],
+        ["tools", "gemini-3.8-live", "GA", "voice"],
+        ["video", "gemini-3.8-live", "GA", "voice"],
+        ["voice", "gemini-3.8-live", "GA", "voice"],
+      ],
+    );
   });
 
-  test("an audio turn: 16 kHz PCM in, transcripts and 24 kHz PCM out", async () => {
+  test("voice: 16 kHz PCM in, transcripts both ways and 24 kHz PCM out", async () => {
     const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "voice");
+    assert.equal(token.presentation, "voice");
+    assert.equal(token.connect.model, "gemini-3.8-live");
+    assert.deepEqual(token.connect.config.responseModalities, ["AUDIO"]);
     const { session, turn: nextTurn } = await openWithToken(token);
-    const pcm = speech(1.0, 0.2);
-    for (let offset = 0; offset < pcm.length; offset += 3200) {
-      const data = pcm.subarray(offset, offset + 3200).toString("base64");
-      session.sendRealtimeInput({ audio: { data, mimeType: "audio/pcm;rate=16000" } });
-    }
-    session.sendRealtimeInput({ audioStreamEnd: true });
+    speak(session);
     const turn = await nextTurn();
     session.close();
     assert.equal(transcript(turn, "inputTranscription"), "(1.2 seconds of audio)");
@@ -160,10 +199,71 @@ describe("@google/genai in Node", { concurrency: true }, () => {
     assert.equal(audioBytes(turn), replyBytes(reply));
   });
 
-  test("a tool call answered with sendToolResponse", async () => {
+  test("thinking: extended thinking at MEDIUM, audio and transcripts", async () => {
+    const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "thinking");
+    assert.equal(token.presentation, "voice");
+    assert.equal(token.connect.model, "gemini-3.8-live-extended-thinking");
+    assert.deepEqual(token.connect.config.thinkingConfig, { thinkingLevel: "MEDIUM" });
+    assert.deepEqual(token.connect.config.responseModalities, ["AUDIO"]);
+    const { session, turn: nextTurn } = await openWithToken(token);
+    speak(session);
+    const turn = await nextTurn();
+    session.close();
+    assert.equal(transcript(turn, "inputTranscription"), "(1.2 seconds of audio)");
+    const reply = transcript(turn, "outputTranscription");
+    assert.equal(reply, "I heard 1.2 seconds of audio.");
+    assert.equal(audioBytes(turn), replyBytes(reply));
+  });
+
+  test("text: the reply's output transcription is its text; its audio is not for playing", async () => {
+    const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "text");
+    assert.equal(token.presentation, "transcript");
+    assert.equal(token.connect.model, "gemini-3.8-live");
+    assert.deepEqual(token.connect.config.responseModalities, ["AUDIO"]);
+    assert.deepEqual(token.connect.config.outputAudioTranscription, {});
+    const { session, turn: nextTurn } = await openWithToken(token);
+    session.sendClientContent({ turns: [{ role: "user", parts: [{ text: "Hello there" }] }], turnComplete: true });
+    const turn = await nextTurn();
+    session.close();
+    assert.equal(replyText(token, turn), "You said: Hello there");
+    assert.deepEqual(texts(turn), Array(texts(turn).length).fill("")); // no text parts: audio only, as Google
+    assert.equal(audioBytes(turn), replyBytes("You said: Hello there"));
+  });
+
+  test("tools: a non-blocking call answered with WHEN_IDLE is spoken after the reply in progress", async () => {
     const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "tools");
-    const declared = token.connect.config.tools.flatMap((t) => t.functionDeclarations.map((f) => f.name));
-    assert.deepEqual(declared, ["get_current_time", "calculate"]);
+    const behaviors = token.connect.config.tools.flatMap((t) => t.functionDeclarations.map((f) => [f.name, f.behavior]));
+    assert.deepEqual(behaviors, [
+      ["get_current_time", "NON_BLOCKING"],
+      ["calculate", "BLOCKING"],
+    ]);
+    const { session, next, turn: nextTurn } = await openWithToken(token);
+    session.sendClientContent({ turns: [{ role: "user", parts: [{ text: "get_current_time" }] }], turnComplete: true });
+    const { toolCall } = await next((m) => m.toolCall);
+    assert.equal(toolCall.functionCalls.length, 1);
+    const [call] = toolCall.functionCalls;
+    assert.equal(call.name, "get_current_time");
+    assert.deepEqual(call.args, {});
+    // The model does not wait for the call: it is already speaking. Answer while it speaks, to be spoken when idle.
+    const speaking = await next((m) => m.serverContent?.modelTurn?.parts?.[0]?.inlineData);
+    const response = { utc: "2026-12-05T12:00:00.000Z" };
+    session.sendToolResponse({
+      functionResponses: [{ id: call.id, name: call.name, response, scheduling: FunctionResponseScheduling.WHEN_IDLE }],
+    });
+    const interim = [speaking, ...(await nextTurn())];
+    const result = await nextTurn();
+    session.close();
+    assert.equal(FunctionResponseScheduling.WHEN_IDLE, "WHEN_IDLE");
+    assert.equal(interim.filter((m) => m.serverContent?.interrupted).length, 0); // WHEN_IDLE: nothing cut off
+    assert.equal(transcript(interim, "outputTranscription"), "Checking get_current_time.");
+    assert.equal(audioBytes(interim), replyBytes("Checking get_current_time."));
+    const spoken = transcript(result, "outputTranscription");
+    assert.equal(spoken, 'get_current_time returned {"utc": "2026-12-05T12:00:00.000Z"}.');
+    assert.equal(audioBytes(result), replyBytes(spoken));
+  });
+
+  test("tools: a blocking call answered with sendToolResponse", async () => {
+    const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "tools");
     const { session, next, turn: nextTurn } = await openWithToken(token);
     session.sendClientContent({ turns: [{ role: "user", parts: [{ text: "calculate 6*7" }] }], turnComplete: true });
     const { toolCall } = await next((m) => m.toolCall);
@@ -177,6 +277,25 @@ describe("@google/genai in Node", { concurrency: true }, () => {
     const reply = transcript(turn, "outputTranscription");
     assert.equal(reply, 'calculate returned {"result": 42}.');
     assert.equal(audioBytes(turn), replyBytes(reply));
+  });
+
+  test("video: frames sent with realtimeInput.video are counted in the answer", async () => {
+    const token = await fetchToken(env.LIVETOKEN_URL, env.LIVETOKEN_JWT, "video");
+    assert.equal(token.presentation, "voice");
+    assert.equal(token.connect.config.mediaResolution, "MEDIA_RESOLUTION_LOW");
+    const { session, turn: nextTurn } = await openWithToken(token);
+    for (let i = 0; i < 3; i++) session.sendRealtimeInput({ video: { data: JPEG, mimeType: "image/jpeg" } });
+    session.sendClientContent({ turns: [{ role: "user", parts: [{ text: "What do you see?" }] }], turnComplete: true });
+    const turn = await nextTurn();
+    session.close();
+    const reply = transcript(turn, "outputTranscription");
+    assert.equal(reply, "I saw 3 frames. You said: What do you see?");
+    assert.equal(audioBytes(turn), replyBytes(reply));
+    const [usage] = turn.filter((m) => m.usageMetadata).map((m) => m.usageMetadata.promptTokensDetails);
+    assert.deepEqual(usage, [
+      { modality: "TEXT", tokenCount: 4 },
+      { modality: "IMAGE", tokenCount: 3 * 258 },
+    ]);
   });
 
   test("a token opens one session: the second is refused with 1008", async () => {
@@ -202,16 +321,22 @@ describe("@google/genai in Node", { concurrency: true }, () => {
   });
 
   test("the emulator's API key through the SDK's ?key= route", async () => {
-    const ai = new GoogleGenAI({
-      apiKey: env.EMULATOR_API_KEY,
-      httpOptions: { baseUrl: env.EMULATOR_BASE_URL, apiVersion: "v1alpha" },
-    });
-    const { session, turn: nextTurn } = await open(ai, "gemini-2.5-flash-native-audio-preview-12-2025", {
-      responseModalities: [Modality.TEXT],
+    const { session, turn: nextTurn } = await open(emulatorClient(), "gemini-3.8-live", {
+      responseModalities: [Modality.AUDIO],
+      outputAudioTranscription: {},
     });
     session.sendClientContent({ turns: [{ role: "user", parts: [{ text: "Hello key" }] }], turnComplete: true });
     const turn = await nextTurn();
     session.close();
-    assert.equal(texts(turn).join(""), "You said: Hello key");
+    const reply = transcript(turn, "outputTranscription");
+    assert.equal(reply, "You said: Hello key");
+    assert.equal(audioBytes(turn), replyBytes(reply));
+  });
+
+  test("TEXT replies from gemini-3.8-live are refused with 1007, as Google does", async () => {
+    await assert.rejects(open(emulatorClient(), "gemini-3.8-live", { responseModalities: [Modality.TEXT] }), {
+      code: 1007,
+      reason: TEXT_REFUSED,
+    });
   });
 });

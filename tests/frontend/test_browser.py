@@ -8,6 +8,7 @@ and its fake microphone plays a WAV: a tone (a spoken turn to the emulator) then
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -68,6 +69,15 @@ def reply_seconds(text: str) -> float:
     return min(4.0, max(0.5, 0.06 * len(text)))
 
 
+def reply_chunks(text: str) -> int:
+    """How many messages carry that audio: the emulator sends 24 kHz PCM16 in 40 ms (1920-byte) chunks."""
+    return math.ceil(int(reply_seconds(text) * 24_000) * 2 / 1920)
+
+
+CALCULATED = 'calculate returned {"result": 42}.'
+CHECKING = "Checking get_current_time."
+
+
 def test_voice_turn_shows_both_transcripts_and_plays_the_reply(demo: dict[str, Any]) -> None:
     """Connect, speak (the fake microphone's tone): the user's transcript, the model's, and the whole reply played."""
     turn = scenario(demo, "voice")["turn"]
@@ -82,6 +92,7 @@ def test_voice_turn_shows_both_transcripts_and_plays_the_reply(demo: dict[str, A
     expected = reply_seconds(model["text"])
     assert float(turn["audio"]["scheduledSeconds"]) == pytest.approx(expected, abs=0.001)
     assert float(turn["audio"]["playedSeconds"]) == pytest.approx(expected, abs=0.001)
+    assert turn["audioStarts"] == int(turn["audio"]["chunks"])  # every chunk reached the speakers
     assert turn["mic"]["text"].startswith("on, ")
     assert (Path(demo["screenshot_dir"]) / "voice.png").stat().st_size > 0
 
@@ -109,14 +120,81 @@ def test_second_connect_with_the_same_token_shows_close_code_and_reason(demo: di
     assert reused["status"] == "Not connected"
 
 
-def test_tool_call_is_answered_in_the_page(demo: dict[str, Any]) -> None:
-    """The tools profile: the model calls calculate, the page computes it and the model reads the result back."""
-    turn = scenario(demo, "tools")["turn"]
+def test_text_profile_shows_the_transcript_and_plays_nothing(demo: dict[str, Any]) -> None:
+    """The text profile: the model answers in audio, the page shows its transcript as the reply and plays none of it."""
+    result = scenario(demo, "text")
+    profile = result["profile"]
+    assert (profile["model"], profile["model_status"], profile["presentation"]) == (
+        "gemini-3.8-live",
+        "GA",
+        "transcript",
+    )
+    loaded = result["loaded"]
+    assert loaded["description"] == (
+        f"{profile['description']} Model gemini-3.8-live (GA); replies shown as text, not played"
+    )
+    assert result["connected"]["status"] == "Connected: text on gemini-3.8-live, replies shown as text"
+    turn = result["turn"]
+    assert turn["error"] is None
+    assert turn["entries"] == [
+        {"role": "user", "state": "done", "text": "Hello there"},
+        {"role": "model", "state": "done", "text": "You said: Hello there"},
+    ]
+    chunks = reply_chunks("You said: Hello there")
+    assert turn["audio"] == {
+        "text": f"not played (this profile shows the transcript): {chunks} chunks received",
+        "scheduledSeconds": "0",
+        "playedSeconds": "0",
+        "chunks": "0",
+        "unplayedChunks": str(chunks),
+    }
+    assert turn["audioStarts"] == 0
+
+
+def test_blocking_tool_call_is_answered_in_the_page(demo: dict[str, Any]) -> None:
+    """The tools profile: the model calls calculate (blocking), the page computes it, the model reads the result."""
+    turn = scenario(demo, "tools")["blocking"]
     assert turn["entries"] == [
         {"role": "user", "state": "done", "text": "calculate 6*7"},
         {"role": "tool", "state": "done", "text": 'calculate({"expression":"6*7"}) → {"result":42}'},
-        {"role": "model", "state": "done", "text": 'calculate returned {"result": 42}.'},
+        {"role": "model", "state": "done", "text": CALCULATED},
     ]
+    assert float(turn["audio"]["playedSeconds"]) == pytest.approx(reply_seconds(CALCULATED), abs=0.001)
+
+
+def test_non_blocking_tool_result_is_spoken_after_the_reply_in_progress(demo: dict[str, Any]) -> None:
+    """get_current_time is non-blocking: the page answers at once with WHEN_IDLE while the model keeps talking; the
+    result is spoken as a turn of its own once that reply is over, and nothing is cut or left unplayed."""
+    result = scenario(demo, "tools")
+    entries = result["nonBlocking"]["entries"]
+    answered = re.fullmatch(
+        r'get_current_time\(\{\}\) → \{"utc":"([\d:.TZ-]+)"\} \(non-blocking, WHEN_IDLE\)', entries[4]["text"]
+    )
+    assert answered is not None, entries
+    spoken = f'get_current_time returned {{"utc": "{answered[1]}"}}.'
+    assert entries[3:] == [
+        {"role": "user", "state": "done", "text": "get_current_time"},
+        {"role": "tool", "state": "done", "text": answered[0]},
+        {"role": "model", "state": "done", "text": CHECKING},
+        {"role": "model", "state": "done", "text": spoken},
+    ]
+    # When the result's audio began (its entry opened), the reply in progress had all arrived, whole and uncut.
+    opened = next(moment for moment in result["timeline"] if len(moment["entries"]) == len(entries))
+    assert opened["entries"][5:] == [
+        {"role": "model", "state": "done", "text": CHECKING},
+        {"role": "model", "state": "open", "text": ""},
+    ]
+    before = reply_seconds(CALCULATED) + reply_seconds(CHECKING)
+    assert float(opened["audio"]["scheduledSeconds"]) >= before + 0.04 - 0.001  # then at least one result chunk
+    assert (opened["audio"]["interruptions"], opened["audio"]["cutSeconds"]) == ("0", "0")
+    audio = result["nonBlocking"]["audio"]
+    total = before + reply_seconds(spoken)
+    assert float(audio["scheduledSeconds"]) == pytest.approx(total, abs=0.001)
+    assert audio["playedSeconds"] == audio["scheduledSeconds"]
+    assert (audio["interruptions"], audio["cutSeconds"], audio["queuedSeconds"]) == ("0", "0", "0")
+    chunks = reply_chunks(CALCULATED) + reply_chunks(CHECKING) + reply_chunks(spoken)
+    assert int(audio["chunks"]) == chunks
+    assert result["nonBlocking"]["audioStarts"] == chunks
 
 
 def test_refused_token_shows_the_problem_and_retry_after(demo: dict[str, Any]) -> None:
@@ -159,7 +237,14 @@ def test_jwt_from_the_fragment_leaves_the_address_bar(demo: dict[str, Any]) -> N
     loaded = scenario(demo, "voice")["loaded"]
     assert loaded["jwtField"] is True
     assert "jwt" not in loaded["url"]
-    assert loaded["profiles"] == ["text", "tools", "video", "voice"]
+    assert loaded["profiles"] == ["text", "thinking", "tools", "video", "voice"]
+    assert loaded["options"] == [
+        "text (text replies)",
+        "thinking (spoken replies)",
+        "tools (spoken replies)",
+        "video (spoken replies)",
+        "voice (spoken replies)",
+    ]
 
 
 def test_page_raises_no_uncaught_errors(demo: dict[str, Any]) -> None:

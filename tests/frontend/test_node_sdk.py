@@ -16,12 +16,17 @@ from tests.frontend.conftest import DevService, LateService, masked, run_node
 pytestmark = pytest.mark.slow
 
 NODE_TESTS = [
-    "a text turn with a livetoken token",
-    "an audio turn: 16 kHz PCM in, transcripts and 24 kHz PCM out",
-    "a tool call answered with sendToolResponse",
+    "dev mode ships exactly the profiles tested here",
+    "voice: 16 kHz PCM in, transcripts both ways and 24 kHz PCM out",
+    "thinking: extended thinking at MEDIUM, audio and transcripts",
+    "text: the reply's output transcription is its text; its audio is not for playing",
+    "tools: a non-blocking call answered with WHEN_IDLE is spoken after the reply in progress",
+    "tools: a blocking call answered with sendToolResponse",
+    "video: frames sent with realtimeInput.video are counted in the answer",
     "a token opens one session: the second is refused with 1008",
     "a token past its new-session window is refused with 1008",
     "the emulator's API key through the SDK's ?key= route",
+    "TEXT replies from gemini-3.8-live are refused with 1007, as Google does",
 ]
 
 
@@ -73,6 +78,7 @@ def test_every_node_test_is_checked(node_results: dict[str, str | None]) -> None
 
 @pytest.mark.parametrize("name", NODE_TESTS)
 def test_js_sdk_in_node(node_results: dict[str, str | None], name: str) -> None:
-    """Each Node test passes: text, audio and tool turns, single use, the new-session window, the ?key= route."""
+    """Each Node test passes: every dev profile (voice, thinking, text as a transcript, non-blocking and blocking
+    tools, video frames), single use, the new-session window, the ?key= route and its 1007 for TEXT replies."""
     assert name in node_results, f"node did not run {name!r}"
     assert node_results[name] is None, node_results[name]

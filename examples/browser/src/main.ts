@@ -1,12 +1,20 @@
 // The page: wires the token, the Live session, microphone, playback, video and tools to the controls.
-import type { FunctionCall, FunctionResponse, LiveServerMessage, Session } from "@google/genai";
+import {
+  FunctionResponseScheduling,
+  type FunctionCall,
+  type FunctionResponse,
+  type LiveConnectConfig,
+  type LiveServerMessage,
+  type Session,
+} from "@google/genai";
 import { Microphone } from "./audio-in";
 import { Player } from "./audio-out";
 import { base64ToBytes, bytesToBase64 } from "./base64";
 import { requestedProfile, serviceUrl, takeJwtFromFragment } from "./inputs";
 import { openSession, SessionRefused } from "./session";
-import { fetchProfiles, fetchToken, TokenRefused, type ProfileInfo, type TokenResponse } from "./token";
-import { runTool } from "./tools";
+import { fetchProfiles, fetchToken, TokenRefused } from "./token";
+import type { Presentation, ProfileInfo, TokenResponse } from "./token";
+import { nonBlockingFunctions, runTool } from "./tools";
 import { clearError, setControls, setMeter, setStatus, showError, Transcript, ui } from "./ui";
 import { VideoShare, type VideoKind } from "./video";
 
@@ -20,6 +28,9 @@ let player: Player | null = null;
 let mic: Microphone | null = null;
 let video: VideoShare | null = null;
 let closing = false; // we are closing the session: the onclose that follows is ours, not an error
+let presentation: Presentation = "voice"; // the token's: "transcript" shows the reply's transcript, plays nothing
+let nonBlocking = new Set<string>(); // the functions this session's config declares NON_BLOCKING
+let unplayedChunks = 0; // reply audio received and not played (a "transcript" profile)
 
 /** An error as the heading and lines the page shows. */
 function describe(error: unknown, refused = "Token refused"): [string, ...string[]] {
@@ -54,7 +65,10 @@ async function loadProfiles(): Promise<void> {
   clearError();
   const wanted = requestedProfile(window.location) ?? ui.profile.value;
   ui.profile.replaceChildren(
-    ...profiles.map((p) => new Option(`${p.name} (${p.response_modality.toLowerCase()})`, p.name)),
+    ...profiles.map((p) => {
+      const replies = p.presentation === "transcript" ? "text replies" : "spoken replies";
+      return new Option(`${p.name} (${replies})`, p.name);
+    }),
   );
   if (profiles.some((p) => p.name === wanted)) ui.profile.value = wanted;
   showProfile();
@@ -62,10 +76,16 @@ async function loadProfiles(): Promise<void> {
 
 function showProfile(): void {
   const profile = profiles.find((p) => p.name === ui.profile.value);
-  ui.profileDescription.textContent = profile
-    ? `${profile.description} Model ${profile.model}${profile.voice ? `, voice ${profile.voice}` : ""}` +
-      (profile.tools.length ? `; tools: ${profile.tools.join(", ")}` : "")
-    : "";
+  if (profile === undefined) {
+    ui.profileDescription.textContent = "";
+    return;
+  }
+  const shutdown = profile.model_shutdown ? `, shuts down ${profile.model_shutdown}` : "";
+  ui.profileDescription.textContent =
+    `${profile.description} Model ${profile.model} (${profile.model_status}${shutdown})` +
+    (profile.voice ? `, voice ${profile.voice}` : "") +
+    (profile.tools.length ? `; tools: ${profile.tools.join(", ")}` : "") +
+    (profile.presentation === "transcript" ? "; replies shown as text, not played" : "");
 }
 
 async function connect(): Promise<void> {
@@ -86,9 +106,17 @@ async function connect(): Promise<void> {
       setStatus("Opening the Live session…", "busy");
     }
     const token = lastToken;
+    presentation = token.presentation;
+    nonBlocking = nonBlockingFunctions(token.connect.config as LiveConnectConfig);
+    unplayedChunks = 0;
+    if (presentation === "transcript") {
+      player.close(); // a text profile: the model's audio is never played, its transcript is the reply
+      player = null;
+    }
     session = await openSession(token, { onmessage, onclose });
     const voice = token.voice ? ` (voice ${token.voice})` : "";
-    setStatus(`Connected: ${token.profile} on ${token.model}${voice}`, "connected");
+    const replies = presentation === "transcript" ? ", replies shown as text" : "";
+    setStatus(`Connected: ${token.profile} on ${token.model}${voice}${replies}`, "connected");
     setControls("connected");
     updateMeters();
   } catch (error) {
@@ -109,8 +137,12 @@ function onmessage(message: LiveServerMessage): void {
   if (content?.inputTranscription?.text) transcript.append("user", content.inputTranscription.text);
   for (const part of content?.modelTurn?.parts ?? []) {
     if (part.inlineData?.data && part.inlineData.mimeType?.startsWith("audio/pcm")) {
-      player?.play(base64ToBytes(part.inlineData.data));
-      transcript.modelSpeaking();
+      if (presentation === "transcript") {
+        unplayedChunks += 1; // today's Live models answer in audio only: a text profile shows the transcript
+      } else {
+        player?.play(base64ToBytes(part.inlineData.data));
+        transcript.modelSpeaking();
+      }
     } else if (part.text) {
       transcript.append("model", part.text);
     }
@@ -125,14 +157,25 @@ function onmessage(message: LiveServerMessage): void {
   updateMeters();
 }
 
+/** Run the model's function calls and answer them at once; playback goes on meanwhile. */
 function answerToolCalls(calls: FunctionCall[]): void {
+  // snippet: web-tool-response
   const functionResponses: FunctionResponse[] = calls.map((call) => {
     const name = call.name ?? "";
-    const response = runTool(name, call.args);
-    transcript.add("tool", `${name}(${JSON.stringify(call.args ?? {})}) → ${JSON.stringify(response)}`);
-    return { id: call.id ?? "", name, response };
+    const answer: FunctionResponse = { id: call.id ?? "", name, response: runTool(name, call.args) };
+    // NON_BLOCKING (the model went on talking): have the result spoken once the model is idle, after the reply
+    // in progress, rather than cut it off (INTERRUPT) or keep it silent (SILENT). A BLOCKING call's turn waits
+    // for this answer, and `scheduling` does not apply to it.
+    if (nonBlocking.has(name)) answer.scheduling = FunctionResponseScheduling.WHEN_IDLE; // wire: "WHEN_IDLE"
+    return answer;
   });
   session?.sendToolResponse({ functionResponses });
+  // /snippet
+  calls.forEach((call, i) => {
+    const { name, response, scheduling } = functionResponses[i] ?? {};
+    const when = scheduling ? ` (non-blocking, ${scheduling})` : "";
+    transcript.add("tool", `${name}(${JSON.stringify(call.args ?? {})}) → ${JSON.stringify(response)}${when}`);
+  });
 }
 
 function onclose(event: CloseEvent): void {
@@ -208,7 +251,15 @@ function updateMeters(): void {
   setMeter(ui.videoMeter, video ? `${video.kind}, ${frames} frame${frames === 1 ? "" : "s"} sent` : "off", {
     frames,
   });
-  if (player !== null) {
+  if (player === null && presentation === "transcript") {
+    const received = `${unplayedChunks} chunk${unplayedChunks === 1 ? "" : "s"} received`;
+    setMeter(ui.audioMeter, `not played (this profile shows the transcript): ${received}`, {
+      scheduledSeconds: 0,
+      playedSeconds: 0,
+      chunks: 0,
+      unplayedChunks,
+    });
+  } else if (player !== null) {
     const { scheduledSeconds: s, playedSeconds: played, chunks, cutSeconds: cut, interruptions } = player;
     const interrupted = interruptions ? `; ${cut.toFixed(2)} s cut by ${interruptions} interruption(s)` : "";
     setMeter(ui.audioMeter, `${played.toFixed(2)} of ${s.toFixed(2)} s played (${chunks} chunks)${interrupted}`, {

@@ -3,6 +3,8 @@ import type { components } from "./api.gen";
 
 export type TokenResponse = components["schemas"]["TokenResponse"];
 export type ProfileInfo = components["schemas"]["ProfileInfo"];
+/** "voice": play the reply's audio; "transcript": show its output transcription as the reply, play nothing. */
+export type Presentation = TokenResponse["presentation"];
 type Problem = components["schemas"]["Problem"];
 
 /** livetoken said no: what the user needs to see, from the problem+json body and the Retry-After header. */

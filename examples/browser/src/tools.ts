@@ -1,6 +1,23 @@
 // The functions the `tools` profile declares, answered in the page: the model calls, the page computes.
+import { Behavior, type LiveConnectConfig } from "@google/genai";
 
 export type ToolResult = Record<string, unknown>;
+
+/**
+ * The functions a session's config declares NON_BLOCKING: the model keeps talking while they run, and their
+ * result is spoken when the response's `scheduling` says. livetoken writes every function's behaviour into
+ * `connect.config` (the default differs from model to model), so the page never guesses.
+ */
+export function nonBlockingFunctions(config: LiveConnectConfig): Set<string> {
+  const names = new Set<string>();
+  for (const tool of config.tools ?? []) {
+    if (!("functionDeclarations" in tool)) continue; // a CallableTool: never in a token's config
+    for (const declaration of tool.functionDeclarations ?? []) {
+      if (declaration.behavior === Behavior.NON_BLOCKING && declaration.name) names.add(declaration.name);
+    }
+  }
+  return names;
+}
 
 /** Run one function call from the model; unknown names and bad arguments come back as `{error}`. */
 export function runTool(name: string, args: Record<string, unknown> | undefined): ToolResult {

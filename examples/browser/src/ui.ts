@@ -139,5 +139,6 @@ export class Transcript {
 /** Write a meter's text and its numbers (as data-* attributes, which tests and tooling read). */
 export function setMeter(element: HTMLElement, text: string, values: Record<string, number>): void {
   element.textContent = text;
+  for (const key of Object.keys(element.dataset)) delete element.dataset[key]; // no figure of another kind stays
   for (const [key, value] of Object.entries(values)) element.dataset[key] = String(value);
 }
