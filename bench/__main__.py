@@ -80,7 +80,7 @@ profiles = ["voice"]
 
 [profiles.limited]
 model = "gemini-3.8-live"
-response_modalities = ["TEXT"]
+response_modalities = ["AUDIO"]
 limits = [{{ rate = 1, period = "1h", burst = 1 }}]
 """
 

@@ -188,7 +188,7 @@ async def test_usage_tells_the_caller_what_is_left(settings: Any) -> None:
     assert 43_000 < body["budgets"][0]["reset_seconds"] <= 43_200
     assert {p["name"]: (p["cost"], p["tokens_left"]) for p in body["profiles"]} == {
         "voice": (15, 1),
-        "text": (30, None),
+        "text": (15, None),  # an audio session shown as text: 15 minutes, 15 units
     }
     assert [(limit["name"], limit["limit"], limit["remaining"]) for limit in body["limits"]] == [
         ("subject-60s", 1000, 999)
