@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from service.catalogue import catalogue
 from service.emulator.admin import parse_faults
 from service.emulator.app import create_emulator_app
 from service.emulator.certs import ensure_certificates
@@ -58,19 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=600.0,
         help="a connection gets goAway and is closed after this long (default 600)",
     )
+    default = catalogue().models[catalogue().default_model]  # Google's limits, from the model catalogue
+    audio, video = default.audio_session_minutes * 60, default.video_session_minutes * 60
     parser.add_argument(
         "--audio-session-seconds",
         type=float,
-        default=900.0,
+        default=audio,
         help="an audio-only session without context window compression ends after this long, across "
-        "resumptions (default 900, Google's 15 minutes)",
+        f"resumptions (default {audio:g}, Google's {default.audio_session_minutes:g} minutes)",
     )
     parser.add_argument(
         "--video-session-seconds",
         type=float,
-        default=120.0,
+        default=video,
         help="a session that has received a video frame ends after this long, unless it uses context window "
-        "compression (default 120, Google's 2 minutes)",
+        f"compression (default {video:g}, Google's {default.video_session_minutes:g} minutes)",
     )
     parser.add_argument("--goaway-lead", type=float, default=10.0, help="seconds between goAway and the close")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="fault: added latency on auth_tokens")
