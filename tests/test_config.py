@@ -136,6 +136,36 @@ def test_short_hs256_secret_is_refused(
     assert "short-secret-value" not in err
 
 
+@pytest.mark.parametrize(
+    ("algorithms", "length", "refusal"),
+    [
+        ('["HS384"]', 47, "shorter than 48 bytes, the least HS384 takes"),
+        ('["HS384"]', 48, None),
+        ('["HS256", "HS512"]', 63, "shorter than 64 bytes, the least HS512 takes"),
+        ('["HS512"]', 64, None),
+    ],
+)
+def test_an_hs_secret_is_at_least_as_long_as_its_hash(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    algorithms: str,
+    length: int,
+    refusal: str | None,
+) -> None:
+    """HS384 needs a 48-byte secret, HS512 64 (RFC 7518 §3.2): the longest hash an issuer allows decides."""
+    monkeypatch.setenv("TEST_SECRET", "x" * length)
+    path = _write(tmp_path, BASE.replace('algorithms = ["HS256"]', f"algorithms = {algorithms}"))
+    assert main(["check-config", str(path)]) == (0 if refusal is None else 2)
+    err = capsys.readouterr().err
+    if refusal is None:
+        assert err == ""
+    else:
+        assert err == (
+            f"livetoken: configuration error: issuers[0].hs256_secret_env: the secret in TEST_SECRET is {refusal}\n"
+        )
+
+
 def test_secret_from_file_and_env_both_set_is_refused(tmp_path: Path) -> None:
     """Setting a secret both directly and as _FILE is ambiguous and refused."""
     cfg = load_file_config(_write(tmp_path, BASE))

@@ -6,6 +6,7 @@ variable. `model` is the file's shape with each field's meaning and bounds, `rul
 """
 
 from service.config.duration import Duration
+from service.config.egress import Egress, Proxy
 from service.config.endpoints import check_origin
 from service.config.environment import load_env
 from service.config.errors import ConfigError
@@ -50,6 +51,7 @@ __all__ = [
     "BudgetConfig",
     "ConfigError",
     "Duration",
+    "Egress",
     "EnvConfig",
     "FileConfig",
     "FunctionDeclaration",
@@ -58,6 +60,7 @@ __all__ = [
     "LimitsConfig",
     "ProfileConfig",
     "ProfileName",
+    "Proxy",
     "RequireRule",
     "Secret",
     "ServerConfig",

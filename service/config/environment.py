@@ -6,10 +6,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
+from service.config.egress import load_egress
 from service.config.endpoints import check_http_url, check_origin, check_redis_url
 from service.config.errors import ConfigError
 from service.config.keyfile import read_api_key_file
-from service.config.model import MIN_HS_SECRET_BYTES, FileConfig
+from service.config.model import HS_SECRET_BYTES, MIN_HS_SECRET_BYTES, FileConfig
 from service.config.pem import check_ca_file, check_public_key_file
 from service.config.secret import Secret
 from service.config.settings import EnvConfig
@@ -48,6 +49,7 @@ def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool 
         log_level=log_level,
         issuer_secrets=_issuer_secrets(env, file),
         cors_allow_origins=cors,
+        egress=load_egress(env),
     )
 
 
@@ -63,8 +65,14 @@ def _issuer_secrets(env: Mapping[str, str], file: FileConfig) -> dict[str, Secre
         secret = _env_secret(env, name)
         if secret is None:
             raise ConfigError(f"issuers[{i}].hs256_secret_env: environment variable {name} is not set")
-        if len(secret.reveal().encode()) < MIN_HS_SECRET_BYTES:
-            raise ConfigError(f"issuers[{i}].hs256_secret_env: the secret in {name} is shorter than 32 bytes")
+        # A key as long as the hash's output (RFC 7518 §3.2): 32 bytes for HS256, 48 for HS384, 64 for HS512.
+        needed = max(MIN_HS_SECRET_BYTES, *(HS_SECRET_BYTES[a] for a in issuer.algorithms if a in HS_SECRET_BYTES))
+        if len(secret.reveal().encode()) < needed:
+            strongest = max((a for a in issuer.algorithms if a in HS_SECRET_BYTES), key=HS_SECRET_BYTES.__getitem__)
+            raise ConfigError(
+                f"issuers[{i}].hs256_secret_env: the secret in {name} is shorter than {needed} bytes, "
+                f"the least {strongest} takes"
+            )
         secrets[issuer.issuer] = secret
     return secrets
 

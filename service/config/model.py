@@ -24,6 +24,7 @@ AsymmetricAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS51
 HS_ALGORITHMS: frozenset[str] = frozenset(get_args(HsAlgorithm))
 ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(get_args(AsymmetricAlgorithm))
 MIN_HS_SECRET_BYTES = 32
+HS_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}  # at least the hash's output length (RFC 7518 §3.2)
 # Written once, used by the config and the API's request type (and so the OpenAPI document).
 PROFILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 VOICE_NAME_PATTERN = r"^[A-Za-z]+$"
@@ -101,7 +102,8 @@ class IssuerConfig(_Strict, frozen=True):
     public_key_file: str | None = None
     """Key source: a PEM file holding the issuer's RSA, EC or Ed25519 public key."""
     hs256_secret_env: NonEmpty | None = None
-    """Key source: the environment variable (or its `_FILE` twin) holding the shared secret, at least 32 bytes."""
+    """Key source: the environment variable (or its `_FILE` twin) holding the shared secret: at least 32 bytes,
+    48 if HS384 is allowed, 64 if HS512 is."""
     leeway: Annotated[Duration, Within(le=300)] = Duration(30)
     """Clock skew allowed on `exp`, `nbf` and `iat`; at most 300s; default 30s."""
     max_token_age: Duration | None = None

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from service.config.egress import Egress
 from service.config.endpoints import check_origin
 from service.config.model import FileConfig, ProfileConfig
 from service.config.secret import Secret
@@ -35,6 +36,8 @@ class EnvConfig:
     """The key file's other keys, in order: tried when Google refuses the ones before them."""
     gemini_api_key_file: str | None = None
     """`LIVETOKEN_GEMINI_API_KEY_FILE`, watched for changes (a Secret volume update); None = the key is fixed."""
+    egress: Egress = field(default_factory=Egress)
+    """`HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`: the proxy each outbound call goes through, if any."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from service.auth import JWTVerifier
+from service.auth.egress import EgressTransport
 from service.catalogue import LiveModel, catalogue, today
 from service.config import ConfigError, Settings, model_warnings
 from service.errors import Overloaded, ServiceShuttingDown
@@ -170,9 +171,17 @@ async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = 
     """Open connections and build the service objects, traced by `tracing`; on failure, close whatever was opened."""
     stack = AsyncExitStack()
     try:
+        # JWKS (and discovery) fetches: through the egress proxy when the environment names one, as the mint.
         http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False, trust_env=False)
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(5.0),
+                follow_redirects=False,
+                trust_env=False,
+                transport=EgressTransport(settings.env.egress),
+            )
         )
+        if settings.env.egress.http or settings.env.egress.https:
+            log.info("egress_proxy", route=settings.env.egress.description)
         tracing.instrument_httpx(http)  # JWKS fetches
         limits = settings.file.limits
         fail_mode = FailMode(limits.fail_mode, metrics)
@@ -205,6 +214,7 @@ async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = 
             metrics=metrics,
             fallback_keys=settings.env.gemini_api_fallback_keys,
             tracing=tracing,
+            egress=settings.env.egress,
         )
         stack.push_async_callback(minter.aclose)
         key_file = None

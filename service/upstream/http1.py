@@ -28,7 +28,12 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from service.config.egress import Proxy
+from service.logging import get_logger
+
+log = get_logger("livetoken.upstream")
 MAX_ANSWER_BYTES = 1 << 20  # a token is a few hundred bytes; an error page a few kB
+MAX_PROXY_HEAD_BYTES = 16 << 10  # a proxy's answer to CONNECT is a status line and a few headers
 TOO_LARGE = "The upstream's answer is larger than any answer to this request."
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 
@@ -196,10 +201,45 @@ class _Connection(asyncio.Protocol):
                 self.transport.close()
 
 
-class UpstreamConnections:
-    """Kept-alive connections to the one origin of `url`, each carrying one request at a time."""
+class _TunnelSetup(asyncio.Protocol):
+    """The proxy's answer to our CONNECT: its head, up to the blank line; then TLS takes the connection over."""
 
-    def __init__(self, url: str, ssl_context: ssl.SSLContext | None, idle_seconds: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.received = bytearray()
+        self.answered: asyncio.Future[tuple[bytes, bytes]] = loop.create_future()  # (head, what came after it)
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered.done():
+            return
+        self.received += data
+        end = self.received.find(b"\r\n\r\n")
+        if end >= 0:
+            self.answered.set_result((bytes(self.received[: end + 4]), bytes(self.received[end + 4 :])))
+        elif len(self.received) > MAX_PROXY_HEAD_BYTES:
+            self.answered.set_exception(UpstreamConnectionError("The egress proxy's answer to CONNECT is too long."))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(UpstreamConnectionError("The egress proxy closed the connection."))
+
+
+def _tunnel_status(head: bytes) -> tuple[int, str]:
+    """(status, reason) of a proxy's answer to CONNECT; UpstreamConnectionError if it is not one."""
+    line = head.partition(b"\r\n")[0].decode("latin-1")
+    version, _, status_reason = line.partition(" ")
+    status, _, reason = status_reason.partition(" ")
+    if not version.startswith("HTTP/1.") or len(status) != 3 or not status.isdigit():
+        raise UpstreamConnectionError("The egress proxy's answer to CONNECT is not HTTP/1.1.")
+    return int(status), reason
+
+
+class UpstreamConnections:
+    """Kept-alive connections to the one origin of `url`, each carrying one request at a time; through `proxy` (a
+    CONNECT tunnel, TLS end to end inside it) when one is set."""
+
+    def __init__(
+        self, url: str, ssl_context: ssl.SSLContext | None, idle_seconds: float, proxy: Proxy | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"The upstream URL must be http(s)://host[:port]/…, not {url!r}.")
@@ -211,6 +251,7 @@ class UpstreamConnections:
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         self._idle_seconds = idle_seconds
+        self._proxy = proxy
         self._idle: list[_Connection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -273,6 +314,8 @@ class UpstreamConnections:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
+        if self._proxy is not None:
+            return await self._connect_through(self._proxy, loop)
         _, connection = await loop.create_connection(
             lambda: _Connection(loop),
             self._host,
@@ -281,6 +324,38 @@ class UpstreamConnections:
             server_hostname=self._host if self._ssl is not None else None,
         )
         return connection
+
+    async def _connect_through(self, proxy: Proxy, loop: asyncio.AbstractEventLoop) -> _Connection:
+        """A tunnel through the proxy to the origin (CONNECT), then TLS with the origin inside it. The proxy's
+        refusal or absence is one log line naming the proxy (never its credentials) and a connection error."""
+        target = f"{self._host}:{self._port}"
+        try:
+            transport, setup = await loop.create_connection(lambda: _TunnelSetup(loop), proxy.host, proxy.port)
+        except OSError as exc:
+            log.warning("egress_proxy_unreachable", proxy=proxy.shown, target=target, error=exc.strerror or str(exc))
+            raise
+        try:
+            transport.write(proxy.connect_request(self._host, self._port))
+            head, after = await setup.answered
+            status, reason = _tunnel_status(head)
+            if status == 200 and after:  # the origin speaks only after our TLS hello: this is not a tunnel
+                raise UpstreamConnectionError("The egress proxy sent data before the tunnel was used.")
+            if status != 200:
+                log.warning("egress_proxy_refused", proxy=proxy.shown, target=target, status=status, reason=reason)
+                raise UpstreamConnectionError(f"The egress proxy refused the tunnel to {target}: {status} {reason}.")
+            connection = _Connection(loop)
+            if self._ssl is None:
+                transport.set_protocol(connection)
+                connection.connection_made(transport)
+                return connection
+            tls = await loop.start_tls(transport, connection, self._ssl, server_hostname=self._host)
+            if tls is None:  # pragma: no cover - start_tls returns None only for a transport closed meanwhile
+                raise UpstreamConnectionError("The egress proxy closed the tunnel during the TLS handshake.")
+            connection.connection_made(tls)
+            return connection
+        except BaseException:
+            transport.close()
+            raise
 
     def _arm_sweeper(self) -> None:
         loop = asyncio.get_running_loop()

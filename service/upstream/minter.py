@@ -25,6 +25,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from service.config import ProfileConfig, Secret, UpstreamConfig
+from service.config.egress import Egress
 from service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from service.logging import get_logger
 from service.metrics import Metrics
@@ -84,6 +85,7 @@ class TokenMinter:
         metrics: Metrics,
         fallback_keys: Sequence[Secret] = (),
         tracing: Tracing = NO_TRACING,
+        egress: Egress | None = None,
     ) -> None:
         # The SDK flags token creation as experimental on every call; we pin the SDK and test it instead.
         warnings.filterwarnings("ignore", category=genai_errors.ExperimentalWarning)
@@ -95,9 +97,12 @@ class TokenMinter:
         self._sender = token_request_sender(self._client)  # fails here, at start-up, on an incompatible SDK
         self._templates = self._build_templates()
         # Idle connections are closed here after a minute, well before Google's front ends drop them (610 s): a
-        # pooled connection is never one the server already closed. No proxy or netrc from the environment (the
-        # service's egress is configured), no cookies (an API client keeps nothing Google sets).
-        self._connections = UpstreamConnections(self._sender.url, self._sender.ssl_context, IDLE_UPSTREAM_SECONDS)
+        # pooled connection is never one the server already closed. Through the egress proxy when HTTPS_PROXY names
+        # one (and NO_PROXY does not exempt Google's host); no cookies (an API client keeps nothing Google sets).
+        self.proxy = (egress or Egress()).proxy_for(self._sender.url)
+        self._connections = UpstreamConnections(
+            self._sender.url, self._sender.ssl_context, IDLE_UPSTREAM_SECONDS, self.proxy
+        )
         self._heads: dict[str, bytes] = {}  # per API key: the request head the SDK's headers make
         target = urlsplit(self._sender.url)
         self._span_attributes: Attributes = {
