@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
+import socket
 import ssl
 import zlib
 from collections.abc import Mapping
@@ -105,6 +107,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
+        self.answered_any = False  # a byte of an answer has arrived on this connection (since its last request)
+        self._eof = False  # the server ended the stream cleanly (a FIN, or TLS close_notify)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -112,6 +116,7 @@ class _Connection(asyncio.Protocol):
     def send(self, data: bytes) -> asyncio.Future[UpstreamAnswer]:
         """Write one whole request; the future gets its answer."""
         self.reusable = False
+        self.answered_any = False
         self._future = future = self._loop.create_future()
         self._start_answer()
         if self.closed or self.transport is None:
@@ -124,6 +129,11 @@ class _Connection(asyncio.Protocol):
         self._reason, self._headers, self._body, self._size, self._head_done = b"", {}, [], 0, False
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._future is None:  # an answer starts that no request asked for (after ours, in the same bytes)
+            self._refusal = "The upstream sent an answer nobody asked for."
+            raise UpstreamConnectionError(self._refusal)
+
     def on_headers_complete(self) -> None:
         self._head_done = True
 
@@ -163,6 +173,12 @@ class _Connection(asyncio.Protocol):
         future.set_result(UpstreamAnswer(status, self._reason.decode("latin-1"), self._headers, body))
 
     def data_received(self, data: bytes) -> None:
+        if self._future is None:
+            # Bytes nobody asked for on an idle connection (a late or unsolicited answer): its stream can no longer
+            # be trusted to start where the next request's answer starts. httpcore drops such a connection too.
+            self.close()
+            return
+        self.answered_any = True
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, UpstreamConnectionError) as exc:
@@ -170,6 +186,7 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.closed = True  # half-closed by the server: never handed out again
+        self._eof = True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -179,9 +196,12 @@ class _Connection(asyncio.Protocol):
         if (
             self._future is not None
             and self._head_done
+            and self._eof
+            and exc is None
             and "content-length" not in headers
             and "chunked" not in headers.get("transfer-encoding", "").lower()
-        ):  # an answer without a length ends where the connection does (RFC 9112 §6.3)
+        ):  # an answer without a length ends where the connection does (RFC 9112 §6.3), if it ends cleanly: a
+            # reset or a TLS stream cut without close_notify may have cut the answer short
             self._complete(self._parser.get_status_code(), reusable=False)
             return
         self._fail(UpstreamConnectionError("The upstream closed the connection before answering."))
@@ -233,6 +253,37 @@ def _tunnel_status(head: bytes) -> tuple[int, str]:
     return int(status), reason
 
 
+DNS_TTL = 10.0  # seconds a host's addresses are reused (aiohttp's ttl_dns_cache): no lookup per connection
+
+
+class _Resolver:
+    """The origin's addresses, looked up at most every DNS_TTL seconds, IPv6 and IPv4 interleaved (RFC 8305) so a
+    connection falls back from one family to the other."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._addresses: list[tuple[socket.AddressFamily, str, int]] = []
+        self._until = 0.0
+
+    async def addresses(self) -> list[tuple[socket.AddressFamily, str, int]]:
+        loop = asyncio.get_running_loop()
+        if self._addresses and loop.time() < self._until:
+            return self._addresses
+        infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+        by_family: dict[socket.AddressFamily, list[tuple[socket.AddressFamily, str, int]]] = {}
+        for family, _, _, _, sockaddr in infos:
+            entry = (family, str(sockaddr[0]), int(sockaddr[1]))
+            if entry not in by_family.setdefault(family, []):
+                by_family[family].append(entry)
+        self._addresses = [a for group in itertools.zip_longest(*by_family.values()) for a in group if a is not None]
+        self._until = loop.time() + DNS_TTL
+        return self._addresses
+
+    def forget(self) -> None:
+        """Look the host up again next time (no address answered)."""
+        self._until = 0.0
+
+
 class UpstreamConnections:
     """Kept-alive connections to the one origin of `url`, each carrying one request at a time; through `proxy` (a
     CONNECT tunnel, TLS end to end inside it) when one is set."""
@@ -252,6 +303,8 @@ class UpstreamConnections:
         self._ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         self._idle_seconds = idle_seconds
         self._proxy = proxy
+        self._resolver = _Resolver(self._host, self._port)
+        self.stale_retries = 0  # requests sent again because a pooled connection was found closed
         self._idle: list[_Connection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -267,17 +320,44 @@ class UpstreamConnections:
             lines.append(f"{name}: {value}")
         return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
+    @staticmethod
+    def extra_lines(headers: Mapping[str, str]) -> bytes:
+        """Header lines to add to a head (trace propagation): a header whose name or value could break the head
+        (CR, LF, NUL, a colon in the name, an empty name) is left out and logged by name, never sent."""
+        lines = []
+        for name, value in headers.items():
+            if not name or ":" in name or any(c in name or c in value for c in _FORBIDDEN_IN_HEADERS):
+                log.warning("upstream_header_dropped", header=name.split(":")[0][:40], why="line break, NUL or colon")
+                continue
+            lines.append(f"{name}: {value}\r\n")
+        return "".join(lines).encode("latin-1", errors="replace")
+
     async def request(self, head: bytes, body: bytes, within: float) -> UpstreamAnswer:
         """Send `head` (from head(), plus any extra header lines) with `body`; the whole answer. TimeoutError when
         it has not come `within` seconds from now (connecting included); UpstreamConnectionError or
         OSError/ssl.SSLError when no whole answer came back."""
         loop = asyncio.get_running_loop()
         due = loop.time() + within
-        connection = self._take()
-        if connection is None:
-            async with asyncio.timeout_at(due):
-                connection = await self._connect()
         data = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        connection = self._take()
+        if connection is not None:
+            try:
+                return await self._exchange(connection, data, due, loop)
+            except (UpstreamConnectionError, OSError):
+                if connection.answered_any or loop.time() >= due:
+                    raise
+                # A pooled connection the server had already closed (not a byte of answer came back): the request
+                # did not get through. Once more on a new connection, at once and inside the same deadline: this
+                # is not a failure of Google's (aiohttp and httpcore retry such a connection too).
+                self.stale_retries += 1
+        async with asyncio.timeout_at(due):
+            connection = await self._connect()
+        return await self._exchange(connection, data, due, loop)
+
+    async def _exchange(
+        self, connection: _Connection, data: bytes, due: float, loop: asyncio.AbstractEventLoop
+    ) -> UpstreamAnswer:
+        """One request on `connection`; the connection is parked for reuse or closed."""
         answer_future = connection.send(data)
         # One timer on the answer itself (asyncio.timeout's task-cancelling machinery cost ~2% of a token).
         timer = loop.call_at(due, _time_out, answer_future)
@@ -316,14 +396,23 @@ class UpstreamConnections:
         loop = asyncio.get_running_loop()
         if self._proxy is not None:
             return await self._connect_through(self._proxy, loop)
-        _, connection = await loop.create_connection(
-            lambda: _Connection(loop),
-            self._host,
-            self._port,
-            ssl=self._ssl,
-            server_hostname=self._host if self._ssl is not None else None,
-        )
-        return connection
+        failure: OSError | None = None
+        for family, address, port in await self._resolver.addresses():
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    address,
+                    port,
+                    family=family,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._ssl is not None else None,
+                )
+            except OSError as exc:  # this address (or family) is unreachable: the next one
+                failure = exc
+                continue
+            return connection
+        self._resolver.forget()
+        raise failure or UpstreamConnectionError(f"{self._host} has no address.")
 
     async def _connect_through(self, proxy: Proxy, loop: asyncio.AbstractEventLoop) -> _Connection:
         """A tunnel through the proxy to the origin (CONNECT), then TLS with the origin inside it. The proxy's

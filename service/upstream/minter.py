@@ -34,7 +34,7 @@ from service.upstream.circuit import CircuitBreaker
 from service.upstream.constraints import build_constraints
 from service.upstream.http1 import UpstreamAnswer, UpstreamConnections
 from service.upstream.keys import ApiKey, ApiKeyRing, key_refusal
-from service.upstream.sdk import sdk_http_options, token_request_sender
+from service.upstream.sdk import sdk_http_options, token_request_sender, upstream_tls
 
 # What one attempt may fail with that says something about Google or the network, and so is classified (and
 # maybe retried): no answer in time, an answer that is an error (the SDK's APIError), a connection that failed
@@ -101,7 +101,7 @@ class TokenMinter:
         # one (and NO_PROXY does not exempt Google's host); no cookies (an API client keeps nothing Google sets).
         self.proxy = (egress or Egress()).proxy_for(self._sender.url)
         self._connections = UpstreamConnections(
-            self._sender.url, self._sender.ssl_context, IDLE_UPSTREAM_SECONDS, self.proxy
+            self._sender.url, upstream_tls(ca_file), IDLE_UPSTREAM_SECONDS, self.proxy
         )
         self._heads: dict[str, bytes] = {}  # per API key: the request head the SDK's headers make
         target = urlsplit(self._sender.url)
@@ -261,8 +261,8 @@ class TokenMinter:
     async def _send_traced(self, head: bytes, body: bytes, within: float) -> UpstreamAnswer:
         """The call as a client span (HTTP semantic conventions; never the key) whose `traceparent` Google gets."""
         with self._tracing.span("POST", self._span_attributes, client=True) as span:
-            extra = "".join(f"{name}: {value}\r\n" for name, value in self._tracing.propagation_headers().items())
-            answer = await self._connections.request(head + extra.encode("latin-1"), body, within)
+            extra = self._connections.extra_lines(self._tracing.propagation_headers())
+            answer = await self._connections.request(head + extra, body, within)
             span.set_attribute("http.response.status_code", answer.status)
             if answer.status >= 400:
                 span.set_attribute("error.type", str(answer.status))

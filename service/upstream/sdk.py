@@ -1,12 +1,12 @@
 """The one place that touches google-genai's private API, resolved once at start-up.
 
-The minter builds the `auth_tokens.create` request once per profile with the SDK's own converters, URL, headers
-and TLS context, sends it one attempt at a time on its own kept-alive connections (http1.py; its retries are
-ours, inside our deadline) and judges the answer with the SDK's error classes: a token costs a fraction of the
-public call's CPU. That needs seven private names. They are looked up here when the minter is built; if an SDK
-upgrade renamed one, start-up fails naming the SDK version and the missing name, instead of every mint failing
-at run time as an "upstream outage". pyproject pins google-genai to the range these names are tested against
-(tests/upstream).
+The minter builds the `auth_tokens.create` request once per profile with the SDK's own converters, URL and
+headers (the TLS context is livetoken's own: `upstream_tls`), sends it one attempt at a time on its own kept-alive
+connections (http1.py; its retries are ours, inside our deadline) and judges the answer with the SDK's error
+classes: a token costs a fraction of the public call's CPU. That needs six private names. They are looked up here
+when the minter is built; if an SDK upgrade renamed one, start-up fails naming the SDK version and the missing
+name, instead of every mint failing at run time as an "upstream outage". pyproject pins google-genai to the range
+these names are tested against (tests/upstream).
 """
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ def sdk_http_options(base_url: str | None, ca_file: str | None, timeout_ms: int 
     )
 
 
+def upstream_tls(ca_file: str | None) -> ssl.SSLContext:
+    """The TLS context for Google: the system's trust store, plus `LIVETOKEN_GEMINI_CA_FILE` when set (the
+    emulator's CA, or a TLS-inspecting egress proxy's). Built here, not taken from the SDK's HTTP client."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 def _lookup(owner: object, name: str) -> Any:
     try:
         return getattr(owner, name)
@@ -80,7 +89,6 @@ class TokenRequestSender:
     _convert_to_dict: Callable[[Any], Any]
     _encode_unserializable: Callable[[Any], Any]
     _template: Any  # the SDK's own HttpRequest for POST auth_tokens: URL, API-key and client headers
-    _session_request_args: dict[str, Any]  # what the SDK passes its HTTP client per request (its TLS context)
 
     def request_body(self, config: types.CreateAuthTokenConfig) -> dict[str, Any]:
         """The JSON body `client.aio.auth_tokens.create(config=config)` sends, built by the SDK's converters.
@@ -107,12 +115,6 @@ class TokenRequestSender:
         headers[API_KEY_HEADER] = api_key
         return headers
 
-    @property
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context the SDK hands its HTTP client (certifi's roots, or the configured CA file)."""
-        found = self._session_request_args.get("ssl")
-        return found if isinstance(found, ssl.SSLContext) else None
-
 
 def token_request_sender(client: genai.Client) -> TokenRequestSender:
     """Resolve every private name now; raises SdkIncompatibleError naming the SDK version and the name."""
@@ -128,7 +130,6 @@ def token_request_sender(client: genai.Client) -> TokenRequestSender:
         _convert_to_dict=_lookup(_common, "convert_to_dict"),
         _encode_unserializable=_lookup(_common, "encode_unserializable_types"),
         _template=build_request("post", "auth_tokens", {}, None),
-        _session_request_args=dict(_lookup(api_client, "_async_client_session_request_args")),
     )
 
 

@@ -4,11 +4,17 @@ connection is reused and when it is closed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
-from collections.abc import Awaitable, Callable
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from service.upstream.http1 import MAX_ANSWER_BYTES, UpstreamAnswer, UpstreamConnectionError, UpstreamConnections
 from tests.support.waiting import until
@@ -249,3 +255,167 @@ def test_a_header_value_with_a_line_break_is_refused_without_echoing_it() -> Non
         pool.head("POST", {"x-goog-api-key": "AIza-secret\r\nX-Evil: 1"})
     assert "AIza-secret" not in str(info.value)
     assert pool.host_header == "generativelanguage.googleapis.com"  # the default port is not written
+
+
+@asynccontextmanager
+async def _one_off_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A server running `handler` per connection; on exit every handler has finished and closed its socket (a
+    handler left running past the test's loop warns about an unclosed transport in a later test)."""
+    handlers: list[asyncio.Task[None]] = []
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    def start(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.create_task(run(reader, writer)))
+
+    server = await asyncio.start_server(start, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
+        await server.wait_closed()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.startswith(b"Content-Length:"))
+    return head + await reader.readexactly(length)
+
+
+async def test_an_idle_connection_that_receives_bytes_is_discarded() -> None:
+    """Half of a late or unsolicited answer arrives on a pooled connection: that connection is never used again,
+    and the next request gets its own answer on a new one (not the stray bytes with its answer glued on)."""
+    stray = b'HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n{"stray":'  # half an answer: the parser is mid-message
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await _read_request(reader)
+        writer.write(OK)
+        if len(connections) == 1:
+            writer.write(stray)  # bytes after the answer, while the connection sits idle
+        await writer.drain()
+        await reader.read()
+
+    async with _one_off_server(handle) as port:
+        pool = UpstreamConnections(f"http://127.0.0.1:{port}/v1alpha/auth_tokens", None, 60.0)
+        try:
+            head = pool.head("POST", {})
+            first = await pool.request(head, b"{}", 5.0)
+            await until(lambda: _async_value(pool.idle == 0), "the pooled connection is dropped")
+            second = await pool.request(head, b"{}", 5.0)
+        finally:
+            await pool.aclose()
+    assert (first.body, second.body) == (b"{}", b"{}")
+    assert len(connections) == 2
+
+
+async def _async_value(value: bool) -> bool:
+    return value
+
+
+async def test_an_answer_without_a_length_cut_by_a_reset_is_an_error() -> None:
+    """No Content-Length and the connection is reset (not closed cleanly) mid-body: the body may be cut short, so
+    it is a connection error, not an answer."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"name": "auth_tok')
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        writer.transport.abort()
+
+    async with _one_off_server(handle) as port:
+        pool = UpstreamConnections(f"http://127.0.0.1:{port}/v1alpha/auth_tokens", None, 60.0)
+        try:
+            with pytest.raises(UpstreamConnectionError, match="closed the connection before answering"):
+                await pool.request(pool.head("POST", {}), b"{}", 5.0)
+        finally:
+            await pool.aclose()
+
+
+async def test_a_pooled_connection_found_closed_is_retried_at_once_on_a_new_one() -> None:
+    """The server closed a pooled connection as the request went out (no byte of answer): the same request goes
+    out once more on a new connection, inside its deadline, and its answer is the caller's."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await _read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if len(connections) == 1:
+            await _read_request(reader)  # the second request arrives on the pooled connection: hang up on it
+            return
+        await reader.read()
+
+    async with _one_off_server(handle) as port:
+        pool = UpstreamConnections(f"http://127.0.0.1:{port}/v1alpha/auth_tokens", None, 60.0)
+        try:
+            head = pool.head("POST", {})
+            first = await pool.request(head, b"{}", 5.0)
+            second = await pool.request(head, b"{}", 5.0)
+        finally:
+            await pool.aclose()
+    assert (first.status, second.status, second.body) == (200, 200, b"{}")
+    assert (len(connections), pool.stale_retries) == (2, 1)
+
+
+async def test_addresses_are_cached_and_the_other_family_is_tried() -> None:
+    """The host resolves to an IPv6 address nobody listens on and an IPv4 one that answers: the request gets
+    through on IPv4; two connections made within the DNS cache's lifetime cost one lookup."""
+    script = Scripted([OK, OK], hang_up=True)
+    server = await _serve(script)
+    loop = asyncio.get_running_loop()
+    lookups: list[str] = []
+
+    async def getaddrinfo(host: str, port: int, **_: Any) -> list[Any]:
+        lookups.append(host)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    pool = UpstreamConnections(f"http://upstream.test:{script.port}/v1alpha/auth_tokens", None, 60.0)
+    original = loop.getaddrinfo
+    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+    try:
+        head = pool.head("POST", {})
+        answers = [await pool.request(head, b"{}", 5.0) for _ in range(2)]
+    finally:
+        loop.getaddrinfo = original  # type: ignore[method-assign]
+        await pool.aclose()
+        server.close()
+    assert [a.status for a in answers] == [200, 200]
+    assert script.connections == 2
+    assert lookups == ["upstream.test"]
+    assert script.requests[0].split(b"\r\n")[1] == f"Host: upstream.test:{script.port}".encode()
+
+
+def test_trace_headers_that_would_break_the_head_are_left_out_and_logged() -> None:
+    """A propagator's header holding CR, LF or NUL (or a colon in its name) never joins the request head."""
+    with capture_logs() as logs:
+        extra = UpstreamConnections.extra_lines(
+            {
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "baggage": "user=1\r\nX-Evil: 1",
+                "bad:name": "x",
+            }
+        )
+    assert extra == b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+    assert [(e["event"], e["header"]) for e in logs] == [
+        ("upstream_header_dropped", "baggage"),
+        ("upstream_header_dropped", "bad"),
+    ]
