@@ -390,7 +390,7 @@ async def test_addresses_are_cached_and_the_other_family_is_tried() -> None:
 
     pool = UpstreamConnections(f"http://upstream.test:{script.port}/v1alpha/auth_tokens", None, 60.0)
     original = loop.getaddrinfo
-    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign,assignment]
     try:
         head = pool.head("POST", {})
         answers = [await pool.request(head, b"{}", 5.0) for _ in range(2)]
