@@ -16,10 +16,18 @@ from service.config import ConfigError, Duration, Settings, load_env, load_file_
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service import devmode
+    from service.dependencies import DependencyError, check_dependencies
     from service.logging import configure_logging
     from service.server import run_server
     from service.tracing import tracing_config
+    from service.upstream import SdkIncompatibleError, check_sdk
 
+    try:
+        check_dependencies()
+        check_sdk()
+    except (DependencyError, SdkIncompatibleError) as exc:
+        print(f"livetoken: {exc}", file=sys.stderr)
+        return 1
     config = args.config or os.environ.get("LIVETOKEN_CONFIG")
     child = None
     try:
