@@ -139,26 +139,35 @@ class HeadHoldingTransport:
     body leave in one send() (uvicorn writes them apart: two system calls per answer). Everything else goes to
     the connection's transport as it is.
 
-    Only a response head is held (`HTTP/1.1 <status>`, a whole head; never `100 Continue`, which the client
-    waits for), and any later write or close sends it first: bytes leave in the order they were written.
+    Only the response's first write is held, by its position and not by what it looks like: uvicorn writes the head
+    first (after any `1xx` head, which the client waits for and which passes at once), so a later body write that
+    happens to read like a head is never held. Any later write or close sends what is held first: bytes leave in the
+    order they were written.
     """
 
-    __slots__ = ("_head", "_transport")
+    __slots__ = ("_head", "_started", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._head: bytes | None = None
+        self._started = False  # the final response's first write has been seen
 
     def write(self, data: bytes) -> None:
-        """Hold a response head; send anything else, after the held head."""
+        """Hold the response's head (its first write); send anything else, after the held head."""
         head = self._head
         if head is not None:
             self._head = None
             self._transport.write(head + data)
-        elif data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1" and data.endswith(b"\r\n\r\n"):
-            self._head = data
-        else:
-            self._transport.write(data)
+            return
+        if not self._started:
+            if data.startswith(b"HTTP/1.1 1"):  # 100 Continue and other informational heads: at once
+                self._transport.write(data)
+                return
+            self._started = True
+            if data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n"):
+                self._head = data
+                return
+        self._transport.write(data)
 
     def close(self) -> None:
         """Send what is held, then close (an answer cut short still shows its head, as before)."""

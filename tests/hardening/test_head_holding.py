@@ -46,6 +46,24 @@ def test_head_and_body_leave_in_one_write_and_anything_else_passes_at_once() -> 
     assert held.get_extra_info("peername") == "extra:peername"
 
 
+def test_a_body_write_that_reads_like_a_head_is_sent_at_once() -> None:
+    """What is held is decided by position: after the head and the first body bytes, a chunk that starts with
+    `HTTP/1.1 ` and ends in a blank line (a body that echoes HTTP, say) leaves at once instead of waiting for a
+    write that never comes on a keep-alive connection."""
+    sent = Recorder()
+    held = HeadHoldingTransport(sent)  # type: ignore[arg-type]  # a recording stand-in for asyncio's transport
+    looks_like_a_head = b"HTTP/1.1 200 OK\r\nx: y\r\n\r\n"
+    held.write(HEAD)
+    held.write(b"{")
+    held.write(looks_like_a_head)
+    assert sent.writes == [HEAD + b"{", looks_like_a_head]
+    first_write_not_a_head = Recorder()
+    other = HeadHoldingTransport(first_write_not_a_head)  # type: ignore[arg-type]  # a recording stand-in
+    other.write(b"partial")
+    other.write(looks_like_a_head)
+    assert first_write_not_a_head.writes == [b"partial", looks_like_a_head]
+
+
 def test_closing_sends_a_held_head_first() -> None:
     """An answer cut short (the app failed after starting it) still shows its head, then the connection closes."""
     sent = Recorder()
