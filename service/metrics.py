@@ -107,7 +107,11 @@ class Metrics:
             registry=r,
         )
         self.redis_errors = Counter(
-            "livetoken_redis_errors", "Redis operations that failed or timed out, by operation.", ["op"], registry=r
+            "livetoken_redis_errors",
+            "Redis operations that failed, by operation (acquire, peek, refund, ping, budget_usage, blocks, "
+            "idempotency) and kind (timeout, connection, reply: an error or malformed reply).",
+            ["operation", "kind"],
+            registry=r,
         )
         self.ratelimit_fallback = Gauge(
             "livetoken_ratelimit_fallback_active",

@@ -14,10 +14,11 @@ from typing import Literal, Protocol
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from service.errors import IdempotencyInProgress, IdempotencyKeyReused
+from service.metrics import Metrics
 from service.ratelimit.deadline import RedisDeadline
+from service.ratelimit.failures import REDIS_FAILURES, MalformedReply, RedisErrors
 
 
 class StoredAnswer(msgspec.Struct, frozen=True):
@@ -120,9 +121,10 @@ return redis.call('GET', KEYS[1])
 class RedisIdempotencyStore:
     """Shared store: every replica sees the same claims and answers."""
 
-    def __init__(self, client: aioredis.Redis | RedisCluster, timeout: float) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, timeout: float, metrics: Metrics | None = None) -> None:
         self._client = client
         self._timeout = timeout
+        self._errors = RedisErrors(metrics)
         self._begin = client.register_script(_BEGIN)
 
     async def begin(self, key: str, request_hash: str, pending_ttl: float) -> Claim:
@@ -131,18 +133,23 @@ class RedisIdempotencyStore:
         try:
             async with RedisDeadline(self._timeout):
                 raw = await self._begin(keys=[key], args=[marker, max(1, int(pending_ttl * 1000))])
-        except (RedisError, OSError, TimeoutError) as exc:
+            if raw is None:
+                return Claim("claimed")
+            try:
+                return _resolve(raw, request_hash)
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+                raise MalformedReply("The stored Idempotency-Key answer is not one livetoken wrote.") from None
+        except REDIS_FAILURES as exc:
+            self._errors.count("idempotency", exc)
             raise IdempotencyStoreUnavailableError(type(exc).__name__) from None
-        if raw is None:
-            return Claim("claimed")
-        return _resolve(raw, request_hash)
 
     async def complete(self, key: str, answer: StoredAnswer, ttl: float) -> None:
         """See IdempotencyStore.complete."""
         try:
             async with RedisDeadline(self._timeout):
                 await self._client.set(key, msgspec.json.encode(answer), px=max(1, int(ttl * 1000)))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_FAILURES as exc:
+            self._errors.count("idempotency", exc)
             raise IdempotencyStoreUnavailableError(type(exc).__name__) from None
 
     async def abandon(self, key: str) -> None:
@@ -150,5 +157,5 @@ class RedisIdempotencyStore:
         try:
             async with RedisDeadline(self._timeout):
                 await self._client.delete(key)
-        except (RedisError, OSError, TimeoutError):
-            return
+        except REDIS_FAILURES as exc:
+            self._errors.count("idempotency", exc)

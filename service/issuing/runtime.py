@@ -193,12 +193,12 @@ async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = 
             client = connect_redis(settings.env.redis_url.reveal(), timeout, cluster=limits.redis_cluster)
             stack.push_async_callback(client.aclose)
             tracing.instrument_redis(client)  # the idempotency store's and refunds' commands (not the lean path's)
-            idempotency = RedisIdempotencyStore(client, timeout)
+            idempotency = RedisIdempotencyStore(client, timeout, metrics)
         limiter = build_limiter(limits, client, metrics, fail_mode, tracing=tracing)
         stack.push_async_callback(limiter.aclose)
         store: BlockStore
         if client is not None:
-            store = RedisBlockStore(client, limits.key_prefix, float(limits.redis_timeout))
+            store = RedisBlockStore(client, limits.key_prefix, float(limits.redis_timeout), metrics)
         elif isinstance(limiter, MemoryRateLimiter):
             store = MemoryBlockStore(limiter)
         else:  # pragma: no cover - build_limiter gives memory exactly when there is no Redis

@@ -80,7 +80,15 @@ class Decision:
 
 
 class LimiterUnavailableError(Exception):
-    """The backing store could not be reached in time; the caller decides fail-open or fail-closed."""
+    """The backing store could not be reached in time; the caller decides fail-open or fail-closed.
+
+    `counted` is False for a request that failed only because the command ahead of it on the same connection did:
+    that is one failure of the store, already counted, not one more towards declaring it down.
+    """
+
+    def __init__(self, reason: str, *, counted: bool = True) -> None:
+        super().__init__(reason)
+        self.counted = counted
 
 
 class RateLimiter(Protocol):

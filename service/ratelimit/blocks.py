@@ -14,8 +14,9 @@ from collections.abc import Awaitable
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
-from redis.exceptions import RedisError
 
+from service.metrics import Metrics
+from service.ratelimit.failures import REDIS_FAILURES, RedisErrors
 from service.ratelimit.memory import MemoryRateLimiter
 from service.ratelimit.redis import RedisClient
 
@@ -58,10 +59,11 @@ class BlockStore(Protocol):
 class RedisBlockStore:
     """Blocks every replica honours on its next request."""
 
-    def __init__(self, client: RedisClient, prefix: str, timeout: float) -> None:
+    def __init__(self, client: RedisClient, prefix: str, timeout: float, metrics: Metrics | None = None) -> None:
         self._client = client
         self._prefix = prefix + ":block:"
         self._timeout = timeout
+        self._errors = RedisErrors(metrics)
 
     async def put(self, block_id: str, record: BlockRecord) -> None:
         """See BlockStore.put."""
@@ -87,7 +89,8 @@ class RedisBlockStore:
         try:
             async with asyncio.timeout(max(self._timeout, 2.0)):  # an operator's command, not the hot path
                 return await awaitable
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_FAILURES as exc:
+            self._errors.count("blocks", exc)
             raise BlockStoreUnavailableError(type(exc).__name__) from None
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import os
+import socket
 from collections import deque
 from typing import Any
 
@@ -58,6 +60,15 @@ def redis_span_attributes(connection_kwargs: dict[str, Any]) -> Attributes:
     return attributes
 
 
+class CommandNotSent(RedisConnectionError):
+    """The connection went before this command was written: it never reached Redis, and may go out on another."""
+
+
+class BehindAFailure(RedisConnectionError):
+    """The command ahead of this one on the same connection failed (its reply was late, or the stream broke): this
+    one failed with it, and says nothing more about Redis than that one failure."""
+
+
 def _reply_error(message: str) -> ResponseError:
     """An error reply as redis-py raises it (the limiter reloads its script on NOSCRIPT)."""
     return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
@@ -82,6 +93,12 @@ class _Pipe(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._looked = False  # the oldest command is due and the loop is polling once more for its reply
         self.closed = False
+        # A second handle on the socket, only to peek for an unread close (asyncio's transport hides recv). TLS
+        # connections have none: their close is inside the stream, and connection_lost tells in time.
+        self._peek: socket.socket | None = None
+        raw = writer.transport.get_extra_info("socket")
+        if raw is not None and writer.transport.get_extra_info("sslcontext") is None:
+            self._peek = socket.socket(fileno=os.dup(raw.fileno()))
 
     @property
     def in_flight(self) -> int:
@@ -106,6 +123,14 @@ class _Pipe(asyncio.Protocol):
         out, self._out = self._out, []
         unsent, self._unsent = self._unsent, []
         if self.closed or not out:
+            return
+        # Nothing in flight: Redis (its `timeout`, CLIENT KILL, a restart) or a load balancer may have closed the
+        # connection meanwhile, and its FIN may be waiting unread. Written now, the commands would be lost with it;
+        # found now (one non-blocking peek, only when the connection was idle), they were never sent and go out on
+        # a new connection (LeanConnections.execute).
+        if len(self._waiting) == len(unsent) and self._peer_closed():
+            self.closed = True
+            self._transport.abort()  # connection_lost fails the unsent commands as CommandNotSent
             return
         self._transport.write(out[0] if len(out) == 1 else b"".join(out))
         # The budget runs from the write, not from the queueing: under a burst, the iteration that queued a
@@ -139,6 +164,18 @@ class _Pipe(asyncio.Protocol):
         if answered:  # a whole reply came: the next oldest gets its own look (a trickle of bytes does not)
             self._looked = False
 
+    def _peer_closed(self) -> bool:
+        """Whether the other end has closed the connection (an end of stream waits unread in the socket)."""
+        if self._peek is None:
+            return False
+        try:
+            peeked = self._peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return peeked == b""
+
     def _on_due(self) -> None:
         self._watchdog = None
         if not self._waiting:
@@ -160,25 +197,38 @@ class _Pipe(asyncio.Protocol):
         self._fail(TimeoutError())
 
     def _fail(self, exc: BaseException) -> None:
-        """Fail every command waiting with `exc` (a timeout or a broken stream: the commands behind the first
-        were waiting on the same connection) and close it."""
-        self._fail_waiting(exc)
+        """Fail the oldest command with `exc` (a timeout or a broken stream) and every one behind it on this
+        connection as BehindAFailure (one failure of Redis, not one per command), then close it."""
+        self._fail_waiting(exc, behind=BehindAFailure("A command ahead on the same Redis connection failed."))
         self._transport.abort()
 
-    def _fail_waiting(self, exc: BaseException) -> None:
-        """Closed for new commands; every command still waiting fails with `exc`; no watchdog left."""
+    def _fail_waiting(self, exc: BaseException, behind: BaseException | None = None) -> None:
+        """Closed for new commands; the oldest written command still waiting fails with `exc`, the written ones
+        behind it with `behind` (default `exc`), and those never written with CommandNotSent; no watchdog left."""
         self.closed = True
         self._out, self._unsent = [], []
+        first = True
         while self._waiting:
-            future, _ = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(exc)
+            future, due = self._waiting.popleft()
+            if future.done():
+                continue
+            if due == math.inf:
+                future.set_exception(CommandNotSent("The Redis connection closed before the command was written."))
+            else:
+                future.set_exception(exc if first or behind is None else behind)
+                first = False
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail_waiting(RedisConnectionError("Connection to Redis lost."))
+        if self._peek is not None:
+            self._peek.close()
+            self._peek = None
+        self._fail_waiting(
+            RedisConnectionError("Connection to Redis lost."),
+            behind=BehindAFailure("The Redis connection was lost under an earlier command."),
+        )
 
     def eof_received(self) -> bool:
         self.closed = True  # no new command goes here; those waiting fail in connection_lost
@@ -234,7 +284,13 @@ class LeanConnections:
                 span.set_attribute("db.statement", " ".join([str(args[0]), *["?"] * (len(args) - 1)]))
                 span.set_attribute("db.redis.args_length", len(args))
             # hiredis packs in C the same RESP bytes redis-py's Python packer makes (a test compares).
-            return await pipe.send(pack_command(args))
+            packed = pack_command(args)
+            try:
+                return await pipe.send(packed)
+            except CommandNotSent:
+                # The connection went (closed by Redis while idle, killed, a restart) before this command was
+                # written: it never reached Redis, so it goes out once on a new connection.
+                return await (self._pick() or await self._open()).send(packed)
 
     def _pick(self) -> _Pipe | None:
         """The open connection with the fewest commands in flight; None when one more should be opened."""

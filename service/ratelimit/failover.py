@@ -95,7 +95,8 @@ class FailoverRateLimiter:
         try:
             decision = await self.primary.acquire(checks, blocks)
         except LimiterUnavailableError as exc:
-            self._mark_down(str(exc))
+            if exc.counted:
+                self._mark_down(str(exc))
             return self._fallback_decision(checks)
         self._mark_up()
         return decision
@@ -107,7 +108,8 @@ class FailoverRateLimiter:
         try:
             return await self.primary.peek(checks)
         except LimiterUnavailableError as exc:
-            self._mark_down(str(exc))
+            if exc.counted:
+                self._mark_down(str(exc))
             return self._fallback_decision(checks, charge=False)
 
     async def refund(self, checks: Sequence[LimitCheck], *, in_memory: bool = False) -> None:

@@ -16,19 +16,23 @@ from importlib.resources import files
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from service.metrics import Metrics
 from service.ratelimit.base import BlockHit, Decision, LimitCheck, LimiterUnavailableError, LimitState
-from service.ratelimit.connections import LeanConnections
+from service.ratelimit.connections import BehindAFailure, LeanConnections
 from service.ratelimit.deadline import RedisDeadline
+from service.ratelimit.failures import REDIS_FAILURES, MalformedReply, RedisErrors, integers
 from service.ratelimit.remembered import RememberedRefusals
 from service.tracing import NO_TRACING, Tracing
 
 _LUA = files("service.ratelimit") / "lua"
 GCRA_SCRIPT = (_LUA / "gcra.lua").read_text()
 REFUND_SCRIPT = (_LUA / "refund.lua").read_text()
-_FAILURES = (RedisError, OSError, TimeoutError)
+_FAILURES = REDIS_FAILURES
 LIMITER_CONNECTIONS = 1  # pipelined: one connection carries every request's EVALSHA, a send per loop iteration
 WARM_SHARED_CONNECTIONS = 4  # the idempotency store's and readiness' share of the one client's pool
 
@@ -46,6 +50,12 @@ def blocking_pool(url: str, timeout: float, size: int = 64) -> aioredis.Blocking
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=0,
+        # A pooled connection Redis closed while it sat idle (the server's `timeout`, CLIENT KILL, a restart, a
+        # load balancer) fails its next command with a ConnectionError before any reply: reconnect and send it
+        # once more at once, instead of failing the request. Timeouts are not retried (the deadline is the
+        # caller's).
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
     )
 
 
@@ -88,6 +98,7 @@ class RedisRateLimiter:
         self._prefix = prefix + ":gcra:"
         self._block_prefix = prefix + ":block:"
         self._metrics = metrics
+        self._errors = RedisErrors(metrics)
         self._latency = metrics.ratelimit_latency.labels(backend="redis")
         self._ready = not self._cluster
         self._init_lock = asyncio.Lock()
@@ -146,7 +157,7 @@ class RedisRateLimiter:
         self, checks: Sequence[LimitCheck], group: tuple[list[int], list[str]], charge: bool
     ) -> list[int]:
         keys, args = self._script_args(checks, group[0], group[1], charge)
-        return [int(x) for x in await self._gcra(keys=keys, args=args)]
+        return integers(await self._gcra(keys=keys, args=args))
 
     async def _run_lean(
         self, lean: LeanConnections, checks: Sequence[LimitCheck], blocks: Sequence[str], charge: bool
@@ -157,7 +168,7 @@ class RedisRateLimiter:
         except NoScriptError:  # a restarted or flushed Redis: load the script once and go on
             await lean.execute("SCRIPT", "LOAD", GCRA_SCRIPT)
             reply = await lean.execute("EVALSHA", self._gcra.sha, len(keys), *keys, *args)
-        return [int(x) for x in reply]
+        return integers(reply)
 
     async def acquire(self, checks: Sequence[LimitCheck], blocks: Sequence[str] = ()) -> Decision:
         """See RateLimiter.acquire; a verdict Redis gave that a rule is over its limit is remembered until its retry
@@ -177,13 +188,20 @@ class RedisRateLimiter:
     async def _decide(self, checks: Sequence[LimitCheck], blocks: Sequence[str], *, charge: bool) -> Decision:
         started = time.perf_counter()
         groups = self._groups(checks, blocks)
+        operation = "acquire" if charge else "peek"
         try:
             if self._lean is not None:  # one node: one command, bounded by the lean path's own deadline
                 replies = [await self._run_lean(self._lean, checks, blocks, charge)]
             else:
                 replies = await self._run_groups(checks, groups, charge)
+            for (idx, _), reply in zip(groups, replies, strict=True):
+                if len(reply) != (3 if reply and reply[0] == 2 else 1 + 3 * len(idx)):
+                    raise MalformedReply(f"The limit script answered {len(reply)} numbers for {len(idx)} checks.")
+        except BehindAFailure:
+            # Failed only because the command ahead of it on the pipelined connection did: counted once, there.
+            raise LimiterUnavailableError("BehindAFailure", counted=False) from None
         except _FAILURES as exc:
-            self._metrics.redis_errors.labels(op="acquire" if charge else "peek").inc()
+            self._errors.count(operation, exc)
             raise LimiterUnavailableError(type(exc).__name__) from None
         finally:
             self._latency.observe(time.perf_counter() - started, self._tracing.exemplar())
@@ -232,16 +250,16 @@ class RedisRateLimiter:
                         c = checks[i]
                         args += [0 if c.window_end is None else 1, c.interval_us, c.cost]
                     await self._refund(keys=[self._prefix + checks[i].key for i in idx], args=args)
-        except _FAILURES:
-            self._metrics.redis_errors.labels(op="refund").inc()
+        except _FAILURES as exc:
+            self._errors.count("refund", exc)
 
     async def ping(self) -> bool:
         """Whether Redis answers within the timeout."""
         try:
             async with RedisDeadline(self._timeout):
                 return bool(await self._client.ping())
-        except _FAILURES:
-            self._metrics.redis_errors.labels(op="ping").inc()
+        except _FAILURES as exc:
+            self._errors.count("ping", exc)
             return False
 
     async def warm(self) -> None:
