@@ -5,6 +5,8 @@ the credentials are never logged."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +18,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service.cli import main
 from tests.auth.signing import public_jwk
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.jwks_server import JWKSServer
-from tests.support.processes import serving
+from tests.support.processes import livetoken_exe, serving
 from tests.support.redis_proc import free_port
 from tests.support.service import auth, service_env, write_config
 
@@ -156,17 +157,22 @@ def test_a_refusing_or_absent_proxy_is_a_clean_503(
         ),
     ],
 )
-def test_a_bad_proxy_variable_is_one_line_without_its_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, line: str
-) -> None:
-    """check-config and serve refuse it alike, exit 2, and never echo the credentials."""
-    monkeypatch.setenv("TEST_ISSUER_SECRET", "s" * 40)
-    monkeypatch.setenv("LIVETOKEN_GEMINI_API_KEY", "k")
-    monkeypatch.setenv("HTTPS_PROXY", value)
-    monkeypatch.delenv("https_proxy", raising=False)
+def test_a_bad_proxy_variable_is_one_line_without_its_credentials(tmp_path: Path, value: str, line: str) -> None:
+    """check-config and serve (the real CLI, with the variable in its environment only) refuse it alike, exit 2,
+    and never echo the credentials."""
     config = write_config(tmp_path)
-    assert main(["check-config", str(config)]) == 2
-    assert main(["serve", "--config", str(config)]) == 2
-    err = capsys.readouterr().err
-    assert err == f"livetoken: configuration error: {line}\n" * 2
-    assert "pw@" not in err
+    env = {
+        **os.environ,
+        "TEST_ISSUER_SECRET": "s" * 40,
+        "LIVETOKEN_GEMINI_API_KEY": "k",
+        "HTTPS_PROXY": value,
+        "https_proxy": "",
+    }
+    results = [
+        subprocess.run(
+            [livetoken_exe(), *args, str(config)], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        for args in (["check-config"], ["serve", "--config"])
+    ]
+    assert [(r.returncode, r.stderr) for r in results] == [(2, f"livetoken: configuration error: {line}\n")] * 2
+    assert all("pw@" not in r.stderr + r.stdout for r in results)
