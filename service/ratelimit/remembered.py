@@ -5,7 +5,10 @@ Until then Redis would refuse every request on that rule too, so the replica rem
 locally (as envoy's rate-limit service does with its local over-limit cache): a flood costs no round trip.
 Exactness across replicas holds, since only refusals are remembered and none outlives Redis's own retry time.
 What can differ: a refund (a failed mint) on another replica gives an allowance back that this replica only
-sees once its remembered retry time has passed; a refund here forgets the verdicts at once.
+sees once its remembered verdict has expired; a refund here forgets the verdicts at once. A rate limit's retry time
+is short (a fraction of its period), but a spend budget's can be hours away, and refunds on other replicas can make
+it whole long before: a budget refusal is therefore remembered for BUDGET_MEMORY_SECONDS at most (a flood of one
+caller still costs at most one Redis call a second), while the caller is told the real retry time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from service.ratelimit.base import Decision, LimitCheck, LimitState
+
+BUDGET_MEMORY_SECONDS = 1.0
 
 
 class RememberedRefusals:
@@ -43,7 +48,15 @@ class RememberedRefusals:
             # Only this rule's own verdict: it may be shared (the global rule), and others' rules are not ours.
             elapsed = now - seen
             return Decision(
-                False, (LimitState(check, state.remaining, max(0.0, state.reset_after - elapsed), until - now),)
+                False,
+                (
+                    LimitState(
+                        check,
+                        state.remaining,
+                        max(0.0, state.reset_after - elapsed),
+                        max(0.0, state.retry_after - elapsed),
+                    ),
+                ),
             )
         return None
 
@@ -56,7 +69,8 @@ class RememberedRefusals:
             if state.retry_after > 0:
                 if len(self._until) >= self._max:
                     self._evict(now)
-                self._until[state.check.slot] = (now + state.retry_after, now, state)
+                kept = min(state.retry_after, BUDGET_MEMORY_SECONDS) if state.check.is_budget else state.retry_after
+                self._until[state.check.slot] = (now + kept, now, state)
 
     def forget(self, checks: Sequence[LimitCheck]) -> None:
         """A refund here gave allowance back: these rules' verdicts no longer hold."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis
 
 from service.metrics import Metrics
-from service.ratelimit import LimitCheck, RedisRateLimiter
+from service.ratelimit import Decision, LimitCheck, LimitState, RedisRateLimiter
 from service.ratelimit.remembered import RememberedRefusals
 
 
@@ -103,3 +103,23 @@ def test_a_shared_rules_verdict_carries_only_that_rule() -> None:
     assert refusal is not None
     assert [s.check.layer for s in refusal.states] == ["global"]
     assert 0 < refusal.retry_after <= 0.5
+
+
+def test_a_budget_refusal_is_remembered_a_second_at_most_and_tells_the_real_retry_time() -> None:
+    """A spent budget refuses with a retry time hours away, but refunds on other replicas can make it whole long
+    before: the verdict is repeated from memory for one second at most (each time with the real, counting-down
+    retry time), then Redis is asked again. A rate limit's verdict is kept until its own retry time."""
+    now = [1000.0]
+    memory = RememberedRefusals(clock=lambda: now[0])
+    budget = _rule("budget", layer="budget-subject")
+    rate = _rule("rate")
+    memory.remember(Decision(False, (LimitState(budget, 0, 17_279.0, 17_279.0), LimitState(rate, 0, 30.0, 30.0))))
+    now[0] += 0.5
+    repeated = memory.refusal([budget])
+    assert repeated is not None
+    assert [(s.check, round(s.retry_after, 6)) for s in repeated.states] == [(budget, 17_278.5)]
+    now[0] += 0.6
+    assert memory.refusal([budget]) is None  # 1.1 s on: ask Redis, whose refunds may have made it whole
+    rate_repeated = memory.refusal([rate])
+    assert rate_repeated is not None
+    assert [(s.check, round(s.retry_after, 6)) for s in rate_repeated.states] == [(rate, 28.9)]
