@@ -82,6 +82,10 @@ class ConfigReloader:
         """Read, validate and apply the file now; False (and the running configuration kept) when refused."""
         async with self._lock:
             current = self._current()
+            if current.config_path is not None:
+                # This reload reads the file as it is now: the watcher must not read the same change again (a
+                # SIGHUP after an edit was followed by a second reload from the watcher).
+                self._seen = _fingerprint(current.config_path)
             try:
                 new = read_settings(current)
                 await self._apply(new)
