@@ -196,10 +196,11 @@ def test_api_key_file_is_read(tmp_path: Path) -> None:
     """LIVETOKEN_GEMINI_API_KEY_FILE supplies the key (Kubernetes/Docker secrets style) and it stays hidden in repr."""
     cfg = load_file_config(_write(tmp_path, BASE))
     secret_file = tmp_path / "key"
-    secret_file.write_text("AIza-file-key\n")
+    key = "AIzaSyD-file-key-" + "x" * 22
+    secret_file.write_text(key + "\n")
     env = load_env({"TEST_SECRET": GOOD_SECRET, "LIVETOKEN_GEMINI_API_KEY_FILE": str(secret_file)}, cfg)
     assert env.gemini_api_key is not None
-    assert env.gemini_api_key.reveal() == "AIza-file-key"
+    assert env.gemini_api_key.reveal() == key
     assert "AIza" not in repr(env)
 
 

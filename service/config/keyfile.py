@@ -6,12 +6,14 @@ number, never its content: the file holds secrets.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from service.config.secret import Secret
 
 MAX_API_KEYS = 10
 """At most this many keys in the file (each key's fingerprint is a metric label: the bound keeps it small)."""
+GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_-]{35}")  # a Google API key: `AIza` and 35 more characters
 
 
 def parse_api_keys(text: str) -> tuple[Secret, ...]:
@@ -23,6 +25,9 @@ def parse_api_keys(text: str) -> tuple[Secret, ...]:
             continue
         if any(c.isspace() or not c.isprintable() for c in line):
             raise ValueError(f"line {number} is not one key (a key has no spaces; comments start a line with #)")
+        if line.startswith("AIza") and not GOOGLE_KEY.fullmatch(line):
+            # A Google key cut short (a file caught half-written) or run on: never taken for a key.
+            raise ValueError(f"line {number} is not a whole Google API key (AIza and 35 letters, digits, - or _)")
         if line not in keys:
             keys.append(line)
     if not keys:

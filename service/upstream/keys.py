@@ -7,7 +7,10 @@ others for `upstream.key_cooldown`; it is still tried last, so a request never f
 
 `LIVETOKEN_GEMINI_API_KEY_FILE` is polled once a second by content, following symlinks: a Kubernetes Secret
 volume replaces it by swapping its `..data` symlink, which changes neither the path nor, always, the mtime.
-SIGHUP checks it at once. A file that does not parse is refused and the running keys stay.
+A change is taken when the file was replaced (another file now: a rename, or the symlink swap) or, edited in
+place, once the same content has been read twice a poll apart (a file being written is not taken half-written);
+SIGHUP takes it at once. A file that does not parse (a Google key cut short included) is refused and the running
+keys stay. The keys a new file replaces stay behind its keys as fallbacks until one of the new keys has minted.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
 import threading
 import time
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.config import Secret
-from service.config.keyfile import parse_api_keys, read_key_file_text
+from service.config.keyfile import MAX_API_KEYS, parse_api_keys, read_key_file_text
 from service.logging import fingerprint, get_logger
 from service.metrics import Metrics
 
@@ -103,6 +107,7 @@ class ApiKeyRing:
         self._metrics = metrics
         self._clock = clock
         self._keys = tuple(map(_key, keys))
+        self._previous: tuple[ApiKey, ...] = ()  # replaced keys, tried last until a new key has minted
         self._labels: set[tuple[str, str]] = set()  # refusal-counter children, removed with their key
         metrics.upstream_keys.labels(state="usable").set_function(self.usable_count)
         metrics.upstream_keys.labels(state="cooling").set_function(lambda: len(self._keys) - self.usable_count())
@@ -125,10 +130,10 @@ class ApiKeyRing:
         """The keys one mint may try, in order: usable ones as configured, then cooling ones, soonest back first."""
         now = self._clock()
         if all(k.refused_until <= now for k in self._keys):
-            return self._keys
+            return self._keys + self._previous if self._previous else self._keys
         usable = [k for k in self._keys if k.refused_until <= now]
         cooling = sorted((k for k in self._keys if k.refused_until > now), key=lambda k: k.refused_until)
-        return (*usable, *cooling)
+        return (*usable, *cooling, *self._previous)
 
     def refused(self, key: ApiKey, reason: str, *, next_key: ApiKey | None) -> None:
         """Google refused `key` for `reason`: count it, log it by fingerprint, put it behind the others a while."""
@@ -145,9 +150,15 @@ class ApiKeyRing:
         )
 
     def accepted(self, key: ApiKey) -> None:
-        """Google accepted `key`: whatever cool-down it had is over."""
+        """Google accepted `key`: whatever cool-down it had is over; a key of the current file proves it, so the
+        keys it replaced are no longer kept as fallbacks."""
         if key.refused_until:
             key.refused_until = 0.0
+        if self._previous and key in self._keys:
+            log.info(
+                "api_key_previous_dropped", keys=[k.fingerprint for k in self._previous], proven_by=key.fingerprint
+            )
+            self._previous = ()
 
     def replace(self, keys: Sequence[Secret]) -> tuple[list[str], list[str]]:
         """Use `keys` from now on (a key kept keeps its cool-down); the fingerprints added and removed."""
@@ -155,12 +166,25 @@ class ApiKeyRing:
             raise ValueError("at least one API key is needed")
         old = {k.secret: k for k in self._keys}
         self._keys = tuple(old.get(k) or _key(k) for k in keys)
+        # The keys replaced stay behind the new ones (a new file's keys may be refused by Google: a wrong paste, a
+        # key of another project), until a new key mints.
+        current = {k.secret for k in self._keys}
+        self._previous = tuple(k for k in (*old.values(), *self._previous) if k.secret not in current)[:MAX_API_KEYS]
         kept = {k.fingerprint for k in self._keys}
         for labels in [pair for pair in self._labels if pair[0] not in kept]:
             self._metrics.upstream_key_refusals.remove(*labels)
             self._labels.discard(labels)
         before = {k.fingerprint for k in old.values()}
         return [f for f in self.fingerprints if f not in before], sorted(before - kept)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file `path` leads to (following symlinks), or None if there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 class KeyFileWatcher:
@@ -173,6 +197,8 @@ class KeyFileWatcher:
         self._interval = interval
         self._wake = asyncio.Event()
         self._seen = ""
+        self._pending = ""  # a changed content seen once, taken if the next poll reads it again
+        self._identity = _identity(path)  # which file the path leads to (a rename or symlink swap changes it)
         self._task: asyncio.Task[None] | None = None
         self._sighup = False
         seen, text, error = self._read()
@@ -219,12 +245,18 @@ class KeyFileWatcher:
     async def check(self, trigger: str = "poll") -> bool:
         """Read the file; if it changed, use its keys (or refuse it and keep the running ones). Whether it changed."""
         seen, text, error = await asyncio.to_thread(self._read)
+        identity = await asyncio.to_thread(_identity, self._path)
         changed = seen != self._seen
         if trigger == "sighup":
             log.info("api_key_file_checked", path=self._path, trigger=trigger, changed=changed)
         if not changed:
+            self._pending = ""
             return False
-        self._seen = seen
+        replaced, self._identity = identity != self._identity, identity
+        if trigger == "poll" and not replaced and seen != self._pending:
+            self._pending = seen  # edited in place: take it once it reads the same a poll later
+            return False
+        self._seen, self._pending = seen, ""
         try:
             if error is not None:
                 raise ValueError(error)

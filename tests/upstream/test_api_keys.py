@@ -190,7 +190,8 @@ def test_a_refused_key_goes_behind_the_others_for_the_cooldown_and_then_comes_ba
 
 def test_replacing_the_keys_keeps_cooldowns_and_drops_the_metrics_of_removed_keys() -> None:
     """A key kept across a reload keeps its cool-down; a removed key's refusal series goes (labels stay bounded
-    by the configured keys); the fingerprints added and removed are reported."""
+    by the configured keys); the fingerprints added and removed are reported. The removed key stays behind the new
+    ones as a fallback until a key of the new file mints."""
     metrics = Metrics()
     old, kept, new = Secret("key-old"), Secret("key-kept"), Secret("key-new")
     ring = ApiKeyRing([old, kept], cooldown=300, metrics=metrics)
@@ -198,6 +199,8 @@ def test_replacing_the_keys_keeps_cooldowns_and_drops_the_metrics_of_removed_key
         ring.refused(key, "API_KEY_INVALID", next_key=None)
     added, removed = ring.replace([kept, new])
     assert (added, removed) == ([fingerprint("key-new")], [fingerprint("key-old")])
+    assert [k.secret for k in ring.attempt_order()] == [new, kept, old]
+    ring.accepted(ring.attempt_order()[0])
     assert [k.secret for k in ring.attempt_order()] == [new, kept]
     text = metrics.render().decode()
     assert fingerprint("key-old") not in text

@@ -336,3 +336,80 @@ def test_sighup_rereads_the_key_file_of_a_running_server(tmp_path: Path, emu: Em
     assert alive
     assert keys_seen(emu)[-1] == fingerprint(k2)
     assert [k for k in (k1, k2) if k in proc.text] == []
+
+
+def google_key(emu: EmulatorProcess) -> str:
+    """A key in Google's own format (AIza and 35 more characters) that the emulator accepts."""
+    key = "AIzaSy" + secrets.token_urlsafe(25)[:33]
+    emu.set_key(key)
+    return key
+
+
+async def test_a_key_file_written_in_place_is_taken_whole_never_half_written(
+    tmp_path: Path, emu: EmulatorProcess, redis_url: str
+) -> None:
+    """The key file is rewritten in place, slowly: first half of the new key (as a writer caught mid-write leaves
+    it), then the whole key. The half key is never used (refused as not a whole Google key: one log line, the
+    running key mints meanwhile); the whole key is taken once it has read the same for a poll."""
+    k1, k2 = google_key(emu), google_key(emu)
+    path = tmp_path / "keys"
+    path.write_text(k1 + "\n")
+    metrics = Metrics()
+
+    def reloads(outcome: str, count: int) -> Callable[[], Awaitable[bool]]:
+        async def condition() -> bool:
+            return sample(metrics, "livetoken_upstream_key_file_reloads_total", outcome=outcome) == count
+
+        return condition
+
+    with capture_logs() as logs:
+        async with running_app(key_file_settings(tmp_path, emu, redis_url, path), metrics) as client:
+            with path.open("w") as partial:  # the same file (same inode), rewritten in place
+                partial.write(k2[:20])
+                partial.flush()
+                await until(reloads("refused", 1), "the half-written key has been refused")
+                during = await client.post("/v1/tokens", json=TOKEN, headers=auth())
+                partial.write(k2[20:] + "\n")
+            await until(reloads("ok", 1), "the whole key has been taken")
+            after = await client.post("/v1/tokens", json=TOKEN, headers=auth())
+    assert (during.status_code, after.status_code) == (201, 201)
+    assert keys_seen(emu) == [fingerprint(k1), fingerprint(k2)]
+    refused = [e["error"] for e in logs if e["event"] == "api_key_file_refused"]
+    assert refused == ["line 1 is not a whole Google API key (AIza and 35 letters, digits, - or _)"]
+    assert k2[:20] not in json.dumps(logs)
+
+
+async def test_keys_a_new_file_replaced_stay_as_fallbacks_until_a_new_key_mints(
+    tmp_path: Path, emu: EmulatorProcess, redis_url: str
+) -> None:
+    """The new file holds a key Google refuses (revoked): the request still gets a token, from the key the file
+    replaced, tried after it; once a good new key mints, the old one is no longer tried."""
+    old, bad, good = google_key(emu), google_key(emu), google_key(emu)
+    emu.set_key(bad, "revoked")
+    volume = SecretVolume(tmp_path / "secret")
+    volume.write(old)
+    metrics = Metrics()
+
+    async def took(count: int) -> bool:
+        return sample(metrics, "livetoken_upstream_key_file_reloads_total", outcome="ok") == count
+
+    async with running_app(key_file_settings(tmp_path, emu, redis_url, volume.path), metrics) as client:
+        volume.write(bad)
+        await until(lambda: took(1), "the file with the revoked key has been taken")
+        rescued = await client.post("/v1/tokens", json=TOKEN, headers=auth())
+        volume.write(bad, good)
+        await until(lambda: took(2), "the file with a good key too has been taken")
+        first_good = await client.post("/v1/tokens", json=TOKEN, headers=auth())
+        emu.set_key(good, "revoked")
+        only_new = await client.post("/v1/tokens", json=TOKEN, headers=auth())
+    assert (rescued.status_code, first_good.status_code) == (201, 201)
+    assert only_new.status_code == 502  # the new file's keys refused, and the old one dropped once `good` minted
+    # bad refused, then old (the fallback) mints; good (bad cools down) mints; good revoked, bad still cooling: no
+    # old any more.
+    assert keys_seen(emu) == [
+        fingerprint(bad),
+        fingerprint(old),
+        fingerprint(good),
+        fingerprint(good),
+        fingerprint(bad),
+    ]
