@@ -40,6 +40,7 @@ from service.config import LimitRule, LimitsConfig
 from service.ratelimit.redis import GCRA_SCRIPT
 from service.ratelimit.rules import checks_for
 from tests.support.emulator import EmulatorProcess
+from tests.support.forward_proxy import ForwardProxy
 from tests.support.redis_proc import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -464,6 +465,34 @@ async def interleaved_rounds(
     return out
 
 
+async def through_proxy(  # noqa: PLR0917 - one scenario's parts
+    exe: str, config: Path, env: dict[str, str], tmp: Path, users: list[str], count: int, concurrency: int
+) -> dict[str, Any]:
+    """Issued tokens from a second service process whose mints go through a real forward proxy (proxy.py, CONNECT
+    tunnels): the cost of the egress proxy to the service (its own CPU) and to callers (latency)."""
+    (tmp / "proxy").mkdir()
+    proxy = ForwardProxy(tmp / "proxy")
+    proxy.start()
+    port = free_port()
+    service = subprocess.Popen(
+        [exe, "serve", "--config", str(config), "--port", str(port)],
+        env={**env, "HTTPS_PROXY": proxy.url(), "NO_PROXY": ""},
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "service-proxied.log", "wb"),
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", service)
+        say(f"issue through an egress proxy: POST /v1/tokens x{count}, mints tunnelled through proxy.py ...")
+        await measure(service.pid, port, issue_requests(port, users, 500), 500, concurrency)
+        row = await measure(service.pid, port, issue_requests(port, users, count), count, concurrency)
+        row["tunnels"] = sum(1 for line in proxy.access() if line.startswith("CONNECT "))
+        return row
+    finally:
+        service.terminate()
+        service.wait(10)
+        proxy.stop()
+
+
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """All scenarios, in one run so the ratios hold."""
     tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
@@ -562,6 +591,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             await measure(each.pid, each.port, issue_requests(each.port, users, 500), 500, c)
             out[key] = await measure(each.pid, each.port, issue_requests(each.port, users, n // 2), n // 2, c)
             out[key]["spans_per_token"] = round(each.spans_exported() / (500 + n // 2), 2)
+        out["issue_via_proxy"] = await through_proxy(exe, config, env, tmp, users, n // 2, c)
+        out["issue_via_proxy"]["vs_direct"] = round(
+            out["issue_via_proxy"]["cpu_ms_per_request"] / out["issue"]["cpu_ms_per_request"], 3
+        )
         say(f"issue: POST /v1/tokens x{n // 2} (1000 subjects whose JWTs were verified before) ...")
         await measure(service.pid, port, repeat, len(repeat), c)  # verified again within the minute it remembers
         out["issue_known_jwt"] = await measure(service.pid, port, repeat, n // 2, c)
@@ -690,6 +723,13 @@ def report(out: dict[str, Any]) -> None:
     )
     print(
         f"Redis round trips per issued token (rate limits + a budget + blocks): {out['issue']['redis_calls_per_token']}"
+    )
+    proxied = out["issue_via_proxy"]
+    print(
+        f"issued through an egress proxy (proxy.py, CONNECT): {proxied['cpu_ms_per_request']:.3f} ms CPU/token, "
+        f"{proxied['vs_direct']}x a direct token's; p50 {proxied['p50_ms']:.2f} ms, p99 {proxied['p99_ms']:.2f} ms "
+        f"(direct {out['issue']['p50_ms']:.2f} / {out['issue']['p99_ms']:.2f}); {proxied['tunnels']} tunnels for "
+        f"{proxied['requests']} tokens (and the warm-up's 500); statuses {proxied['statuses']}"
     )
     if "issue_traced" in out:
         every, some = out["issue_traced"], out["issue_traced_1pct"]

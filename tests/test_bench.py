@@ -29,6 +29,7 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
         "issue_traced": "201",
         "issue_traced_1pct": "201",
         "issue_known_jwt": "201",
+        "issue_via_proxy": "201",
         "reject_401": "401",
         "preflight": "204",
         "reject_429": "429",
@@ -47,6 +48,7 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
         assert figures["p99_ms"] >= figures["p50_ms"] > 0
     assert out["issue"]["ratio_to_baseline"] > 1  # a token costs more than the bare endpoint's echo
     assert out["issue_traced"]["spans_per_token"] >= 10  # every step's span reached the OTLP receiver
+    assert out["issue_via_proxy"]["tunnels"] >= 1  # the proxied service's mints went through proxy.py
     for key in ("reject_401", "reject_429", "reject_429_fresh_jwt"):
         assert out[key]["ratio_to_baseline"] > 0
     # 300 ms of upstream latency is visible in every issued token's latency.
