@@ -279,7 +279,9 @@ class TokenIssuer:
         for state in decision.states:
             c = state.check
             if not c.is_budget:
-                limits.append(LimitUsage(c.policy_name, c.layer, c.burst, c.period, state.remaining, state.reset_after))
+                limits.append(
+                    LimitUsage(c.policy_name, c.layer, c.rate, c.period, c.burst, state.remaining, state.reset_after)
+                )
                 continue
             left[c.key] = state.remaining
         for budget, check in zip(self._budgets_of(caller), (c for c in checks if c.is_budget), strict=True):

@@ -88,12 +88,16 @@ class IssueResult:
 
 
 class LimitUsage(msgspec.Struct, frozen=True):
-    """Where one rate limit stands for the caller."""
+    """Where one rate limit stands for the caller, in the `RateLimit-Policy` / `RateLimit` headers' terms: `name`
+    is the policy's name, `limit` its quota `q` (requests per `period_seconds`, its window `w`), `remaining` and
+    `reset_seconds` the `r` and `t` of `RateLimit`; `burst` is how many requests may pass at once (what
+    `remaining` is at most)."""
 
     name: str
     layer: str
     limit: int
     period_seconds: float
+    burst: int
     remaining: int
     reset_seconds: float
 

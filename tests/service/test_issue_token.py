@@ -365,3 +365,30 @@ async def test_profiles_show_each_models_status_from_the_catalogue(
         "text": ("gemini-3.8-live", "GA", None, "transcript"),
         "voice": ("gemini-3.8-live", "GA", None, "voice"),
     }
+
+
+async def test_usage_and_the_ratelimit_headers_say_the_same_thing(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """One vocabulary: a limit of 30 a minute with bursts of 10 is `q=30;w=60` in RateLimit-Policy and
+    `limit: 30, burst: 10, period_seconds: 60` in /v1/usage; what remains after one token is 9 in both."""
+    limits = 'subject = [{ rate = 30, period = "1m", burst = 10 }]'
+    settings = build_settings(write_config(tmp_path, limits), service_env(emulator, redis_url))
+    token = make_jwt(sub="counter")
+    async with running_app(settings) as client:
+        issued = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(token))
+        usage = await client.get("/v1/usage", headers=auth(token))
+    assert issued.status_code == 201, issued.text
+    assert issued.headers["ratelimit-policy"] == '"subject-60s";q=30;w=60'
+    remaining_header = issued.headers["ratelimit"]
+    assert remaining_header.startswith('"subject-60s";r=9;t=')
+    [limit] = usage.json()["limits"]
+    assert {k: v for k, v in limit.items() if k != "reset_seconds"} == {
+        "name": "subject-60s",
+        "layer": "subject",
+        "limit": 30,
+        "period_seconds": 60.0,
+        "burst": 10,
+        "remaining": 9,
+    }
+    assert 0 < limit["reset_seconds"] <= 2.0  # one request's worth: 60 s / 30
