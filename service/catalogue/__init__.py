@@ -43,6 +43,8 @@ class LiveModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """The `thinking_level` values the model takes; empty: no thinking config at all."""
     thinking_required: bool = False
     """A setup must name a `thinking_level`."""
+    thinking_budget: bool = False
+    """The model takes a `thinking_budget` (tokens) instead of levels."""
     tool_behaviors: list[ToolBehavior] = msgspec.field(default_factory=lambda: ["blocking"])
     """Function-call behaviours the model offers (`behavior` on a declaration)."""
     default_tool_behavior: ToolBehavior = "blocking"

@@ -76,11 +76,12 @@ class _Turn:
     audio: bytearray = field(default_factory=bytearray)
     kept: bytearray = field(default_factory=bytearray)
     complete: bool = False
-    # A non-blocking call's result is spoken in a later turn: the conversation is complete only when a turn that
-    # began after our last such tool response has completed (message numbers, in arrival order).
+    # A non-blocking call's result is spoken in a later turn of its own: each turn that began after our response
+    # to such a call settles one of them (the oldest), and the conversation is complete when a turn ends with none
+    # left. A call the server cancels (toolCallCancellation) is settled too. Message numbers, in arrival order.
     seen: int = 0
     started: int | None = None  # the message number the model's current turn began at
-    awaiting_after: int | None = None  # the message number of our last non-blocking tool response
+    results_due: dict[str, int] = field(default_factory=dict)  # call id -> the message number we answered at
 
 
 class LiveConversation:
@@ -196,6 +197,10 @@ class LiveConversation:
                 if self.turn.started is None:  # a call opens the model's turn (what it says next belongs to it)
                     self.turn.started = self.turn.seen
                 await self._answer_tools(session, message.tool_call)
+            if message.tool_call_cancellation and message.tool_call_cancellation.ids:
+                for call_id in message.tool_call_cancellation.ids:
+                    self.turn.results_due.pop(call_id, None)
+                self.progress.say(f"the model cancelled tool call(s) {', '.join(message.tool_call_cancellation.ids)}")
             if message.server_content:
                 self._on_content(message.server_content)
 
@@ -252,8 +257,12 @@ class LiveConversation:
         self.turn.kept += self.turn.audio
         self.turn.audio.clear()
         began, self.turn.started = self.turn.started, None
-        waiting = self.turn.awaiting_after
-        if waiting is not None and (began is None or began <= waiting):
+        due = self.turn.results_due
+        if due and began is not None:
+            oldest = min(due, key=due.__getitem__)
+            if due[oldest] < began:  # this turn began after we answered that call: it spoke the result
+                del due[oldest]
+        if due:
             self.progress.say("turn complete; waiting for the model to speak the tool's result")
             return
         self.turn.complete = True
@@ -278,7 +287,7 @@ class LiveConversation:
             scheduling = types.FunctionResponseScheduling.WHEN_IDLE if waits else None
             responses.append(types.FunctionResponse(id=fc.id, name=fc.name, response=result, scheduling=scheduling))
             if waits:
-                self.turn.awaiting_after = self.turn.seen
+                self.turn.results_due[fc.id or fc.name or ""] = self.turn.seen
         await session.send_tool_response(function_responses=responses)
 
     async def _second_connect_refused(self) -> bool:

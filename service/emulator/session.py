@@ -177,21 +177,22 @@ class LiveSession:
         if function is None:
             return
         scheduling = str(resp.get("scheduling") or "WHEN_IDLE")
+        if not setup_rules.schedules_results(self.setup):
+            scheduling = "WHEN_IDLE"  # a model without scheduling speaks a result when it is free
         spoken = model.result_text(function, result)
         if scheduling == "SILENT":
             return
         if scheduling == "INTERRUPT":
             await self._start_spoken(spoken)
             return
-        # WHEN_IDLE: after the reply in progress (if any) has finished, without blocking this receive loop.
-        current = self.reply if self.answering else None
-        self._spawn(self._when_idle(current, spoken))
+        # WHEN_IDLE: once nothing is being said (one result after another), without blocking this receive loop.
+        self._spawn(self._when_idle(spoken))
 
-    async def _when_idle(self, current: asyncio.Task[None] | None, spoken: str) -> None:
-        if current is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(current)
-        await self._start_spoken(spoken)
+    async def _when_idle(self, spoken: str) -> None:
+        while self.answering and self.reply is not None and not self.reply.done():
+            await asyncio.wait({self.reply})  # however it ends; cancelling this task does not cancel the reply
+        if not self.closed:
+            await self._start_spoken(spoken)  # no await before it sets `answering`: the next result waits
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro)

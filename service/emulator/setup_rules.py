@@ -58,8 +58,13 @@ def _generation_refusal(setup: dict[str, Any], entry: LiveModel) -> str | None:
 def _thinking_refusal(gen: dict[str, Any], entry: LiveModel) -> str | None:
     thinking = pick(gen, "thinkingConfig")
     level = pick(thinking, "thinkingLevel") if isinstance(thinking, dict) else None
-    if thinking is not None and not entry.thinking_levels:
+    budget = pick(thinking, "thinkingBudget") if isinstance(thinking, dict) else None
+    if thinking is not None and not entry.thinking_levels and not entry.thinking_budget:
         return "Thinking config is not supported for this model."
+    if level is not None and not entry.thinking_levels:
+        return "Thinking level is not supported for this model."
+    if budget is not None and not entry.thinking_budget:
+        return "Thinking budget is not supported for this model."
     if isinstance(level, str) and level.lower() not in entry.thinking_levels:
         return f"Thinking level {level.upper()} is not supported for this model."
     if level is None and entry.thinking_required:
@@ -90,6 +95,12 @@ def _feature_refusal(setup: dict[str, Any], entry: LiveModel) -> str | None:
         if isinstance(behavior, str) and behavior != "UNSPECIFIED" and behavior.lower() not in entry.tool_behaviors:
             return f"Function behavior {behavior} is not supported for this model."
     return None
+
+
+def schedules_results(setup: dict[str, Any]) -> bool:
+    """Whether the model honours a FunctionResponse's `scheduling` (else a result is spoken when it is idle)."""
+    entry = model_of(setup)
+    return entry is None or entry.response_scheduling
 
 
 def behavior_of(setup: dict[str, Any], function: str) -> str:

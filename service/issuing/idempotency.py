@@ -7,6 +7,7 @@ A first request claims the key with a short-lived "pending" marker; the finished
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -29,6 +30,7 @@ class StoredAnswer(msgspec.Struct, frozen=True):
     body: bytes = b""
     profile: str = ""
     pending: bool = False
+    claim: str = ""  # a pending marker's own id: a BEGIN sent again (a lost reply) finds its own claim
 
 
 class IdempotencyStoreUnavailableError(Exception):
@@ -129,11 +131,12 @@ class RedisIdempotencyStore:
 
     async def begin(self, key: str, request_hash: str, pending_ttl: float) -> Claim:
         """See IdempotencyStore.begin; one round trip."""
-        marker = msgspec.json.encode(StoredAnswer(request_hash, pending=True))
+        claim = secrets.token_hex(8)
+        marker = msgspec.json.encode(StoredAnswer(request_hash, pending=True, claim=claim))
         try:
             async with RedisDeadline(self._timeout):
                 raw = await self._begin(keys=[key], args=[marker, max(1, int(pending_ttl * 1000))])
-            if raw is None:
+            if raw is None or raw == marker:  # ours: the client sent BEGIN again after a lost reply
                 return Claim("claimed")
             try:
                 return _resolve(raw, request_hash)

@@ -23,6 +23,7 @@ instrumentation gives the shared client's (arguments never recorded: `EVALSHA ? 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import math
 import os
@@ -98,7 +99,8 @@ class _Pipe(asyncio.Protocol):
         self._peek: socket.socket | None = None
         raw = writer.transport.get_extra_info("socket")
         if raw is not None and writer.transport.get_extra_info("sslcontext") is None:
-            self._peek = socket.socket(fileno=os.dup(raw.fileno()))
+            with contextlib.suppress(OSError):  # out of descriptors: no peeking; connection_lost still tells
+                self._peek = socket.socket(fileno=os.dup(raw.fileno()))
 
     @property
     def in_flight(self) -> int:
@@ -212,8 +214,12 @@ class _Pipe(asyncio.Protocol):
             future, due = self._waiting.popleft()
             if future.done():
                 continue
-            if due == math.inf:
+            if due == math.inf and not isinstance(exc, TimeoutError):
+                # The connection closed before it was written: it may go out on another. (Behind a late reply, a
+                # new connection to the same hung Redis would only time out again.)
                 future.set_exception(CommandNotSent("The Redis connection closed before the command was written."))
+            elif due == math.inf:
+                future.set_exception(behind or exc)
             else:
                 future.set_exception(exc if first or behind is None else behind)
                 first = False

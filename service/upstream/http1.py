@@ -343,6 +343,8 @@ class UpstreamConnections:
         if connection is not None:
             try:
                 return await self._exchange(connection, data, due, loop)
+            except TimeoutError:  # an OSError too, but the deadline's: never a stale connection
+                raise
             except (UpstreamConnectionError, OSError):
                 if connection.answered_any or loop.time() >= due:
                     raise

@@ -131,9 +131,12 @@ class ApiKeyRing:
         now = self._clock()
         if all(k.refused_until <= now for k in self._keys):
             return self._keys + self._previous if self._previous else self._keys
-        usable = [k for k in self._keys if k.refused_until <= now]
-        cooling = sorted((k for k in self._keys if k.refused_until > now), key=lambda k: k.refused_until)
-        return (*usable, *cooling, *self._previous)
+        # Usable keys (the file's, then the ones it replaced) before cooling ones: a new file's refused key is not
+        # tried first on every mint; every key is still tried.
+        keys = (*self._keys, *self._previous)
+        usable = [k for k in keys if k.refused_until <= now]
+        cooling = sorted((k for k in keys if k.refused_until > now), key=lambda k: k.refused_until)
+        return (*usable, *cooling)
 
     def refused(self, key: ApiKey, reason: str, *, next_key: ApiKey | None) -> None:
         """Google refused `key` for `reason`: count it, log it by fingerprint, put it behind the others a while."""
@@ -252,7 +255,9 @@ class KeyFileWatcher:
         if not changed:
             self._pending = ""
             return False
-        replaced, self._identity = identity != self._identity, identity
+        # Replaced: another file now (a rename, a symlink swap); a file that went missing or appeared is not.
+        replaced = identity is not None and self._identity is not None and identity != self._identity
+        self._identity = identity
         if trigger == "poll" and not replaced and seen != self._pending:
             self._pending = seen  # edited in place: take it once it reads the same a poll later
             return False

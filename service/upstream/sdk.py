@@ -46,7 +46,7 @@ def sdk_http_options(base_url: str | None, ca_file: str | None, timeout_ms: int 
     """
     args: dict[str, Any] = {}
     if ca_file is not None:
-        ctx = ssl.create_default_context(cafile=ca_file)
+        ctx = upstream_tls(ca_file)  # the same trust as the mint's own connections
         args = {"verify": ctx, "ssl": ctx}
     return types.HttpOptions(
         base_url=base_url,

@@ -320,3 +320,51 @@ async def test_an_interrupt_result_cuts_the_reply_in_progress(paced: EmulatorPro
     flags = [m.server_content.interrupted for m in seen if m.server_content and m.server_content.interrupted]
     assert flags == [True]
     assert model_text(seen) == 'get_current_time returned {"utc": "9"}.'
+
+
+async def test_two_when_idle_results_are_spoken_one_after_the_other(paced: EmulatorProcess) -> None:
+    """Two non-blocking calls answered while the model speaks (WHEN_IDLE): each result is a turn of its own, after
+    the reply in progress and after each other; nothing is interrupted."""
+    clock = types.FunctionDeclaration(name="get_current_time", description="now")
+    weather = types.FunctionDeclaration(name="get_weather", description="weather")
+    token = await mint(paced, tools=_tools(clock, weather))
+    when_idle = types.FunctionResponseScheduling.WHEN_IDLE
+    async with client(paced, token).aio.live.connect(model=MODEL) as session:
+        await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text="get_current_time")]))
+        first = await _until_call(session)
+        await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text="get_weather")]))
+        second = await _until_call(session)
+        await session.send_tool_response(
+            function_responses=[
+                types.FunctionResponse(id=first.id, name=first.name, response={"n": 1}, scheduling=when_idle),
+                types.FunctionResponse(id=second.id, name=second.name, response={"n": 2}, scheduling=when_idle),
+            ]
+        )
+        turns = [await collect(session) for _ in range(3)]
+    said = [model_text(turn) for turn in turns]
+    assert said == ["Checking get_weather.", 'get_current_time returned {"n": 1}.', 'get_weather returned {"n": 2}.']
+    assert not any(m.server_content and m.server_content.interrupted for turn in turns for m in turn)
+
+
+async def test_a_thinking_budget_is_taken_where_the_model_has_one(emulator: Any) -> None:
+    """The 2.5 native-audio model takes `thinking_budget` (and refuses a level); gemini-3.8-live refuses both."""
+    budget = types.ThinkingConfig(thinking_budget=0)
+    native = "gemini-2.5-flash-native-audio-preview-12-2025"
+    async with api_key_client(emulator).aio.live.connect(model=native, config=_with(thinking_config=budget)) as s:
+        await s.send_client_content(turns=types.Content(role="user", parts=[types.Part(text="hi")]))
+        assert reply_audio(await collect(s))
+    refusals = []
+    for model, thinking in (
+        (native, types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW)),
+        (MODEL, budget),
+    ):
+        with pytest.raises(errors.APIError) as err:
+            async with api_key_client(emulator).aio.live.connect(
+                model=model, config=_with(thinking_config=thinking)
+            ) as session:
+                await collect(session)
+        refusals.append((err.value.code, err.value.details))
+    assert refusals == [
+        (1007, "Thinking level is not supported for this model."),
+        (1007, "Thinking config is not supported for this model."),
+    ]

@@ -18,7 +18,7 @@ import redis
 from structlog.testing import capture_logs
 
 from service.config import LimitRule, LimitsConfig
-from service.errors import RateLimiterUnavailable
+from service.errors import IdempotencyInProgress, RateLimiterUnavailable
 from service.issuing.idempotency import RedisIdempotencyStore
 from service.metrics import Metrics
 from service.ratelimit import (
@@ -197,3 +197,23 @@ async def test_once_redis_is_back_every_path_answers_within_a_second(redis_proc:
     assert allowed is True
     assert claim.kind == "claimed"
     assert elapsed < 1.0
+
+
+async def test_a_claim_sent_again_after_a_lost_reply_is_still_the_callers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared client sends a command once more when its connection fails (its reply may have been lost after
+    Redis ran it): an Idempotency-Key claim that finds its own pending marker is the caller's claim, not `409 in
+    progress`; another request's marker still is."""
+    client = connect_redis(redis_url, 0.5)
+    store = RedisIdempotencyStore(client, 0.5)
+    monkeypatch.setattr("service.issuing.idempotency.secrets.token_hex", lambda _n: "same-claim-id")
+    try:
+        first = await store.begin("k-resent", "hash", 5.0)
+        again = await store.begin("k-resent", "hash", 5.0)  # the same BEGIN, as redis-py's retry sends it
+        monkeypatch.setattr("service.issuing.idempotency.secrets.token_hex", lambda _n: "another-request")
+        with pytest.raises(IdempotencyInProgress):
+            await store.begin("k-resent", "hash", 5.0)
+    finally:
+        await client.aclose()
+    assert (first.kind, again.kind) == ("claimed", "claimed")

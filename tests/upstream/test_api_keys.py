@@ -199,7 +199,7 @@ def test_replacing_the_keys_keeps_cooldowns_and_drops_the_metrics_of_removed_key
         ring.refused(key, "API_KEY_INVALID", next_key=None)
     added, removed = ring.replace([kept, new])
     assert (added, removed) == ([fingerprint("key-new")], [fingerprint("key-old")])
-    assert [k.secret for k in ring.attempt_order()] == [new, kept, old]
+    assert [k.secret for k in ring.attempt_order()] == [new, old, kept]  # the cooling ones, soonest back first
     ring.accepted(ring.attempt_order()[0])
     assert [k.secret for k in ring.attempt_order()] == [new, kept]
     text = metrics.render().decode()
@@ -223,3 +223,15 @@ def test_the_readmes_fingerprint_command_names_a_key_as_logs_and_metrics_do() ->
         ["/bin/sh", "-c", command.group(1)], env={"KEY": key}, capture_output=True, text=True, check=True
     )
     assert "sha256:" + shell.stdout.strip() == fingerprint(key)
+
+
+def test_keys_a_file_replaced_come_before_a_refused_new_key() -> None:
+    """A new file whose key Google refused: the next mints try the replaced key before the refused one (which still
+    comes last), instead of being refused first on every mint."""
+    metrics = Metrics()
+    old, new = Secret("key-old"), Secret("key-new")
+    ring = ApiKeyRing([old], cooldown=300, metrics=metrics)
+    ring.replace([new])
+    [first, *_] = ring.attempt_order()
+    ring.refused(first, "API_KEY_INVALID", next_key=None)
+    assert [k.secret for k in ring.attempt_order()] == [old, new]
