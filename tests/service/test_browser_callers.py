@@ -273,3 +273,29 @@ async def test_every_answer_is_marked_no_store(settings: Any) -> None:
         (204, "no-store"),
         (403, "no-store"),
     ]
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "https://app.example.evil.com",  # the allowed origin as a prefix of another host
+        "https://evil.app.example",  # a subdomain of it
+        "https://app.example:8443",  # another port
+        "http://app.example",  # another scheme
+        "https://app.examplex",
+    ],
+)
+async def test_an_origin_is_allowed_only_when_it_equals_an_allowed_one(settings: Any, lookalike: str) -> None:
+    """Origins are compared whole: a look-alike of `https://app.example` gets the 403 `origin-not-allowed` preflight
+    answer and no Access-Control-Allow-Origin on a real request, while the allowed origin itself gets both."""
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    async with running_app(settings) as client:
+        refused = await client.options("/v1/tokens", headers={"Origin": lookalike, **preflight})
+        sent = await client.post("/v1/tokens", json={"profile": "voice"}, headers={"Origin": lookalike, **auth()})
+        allowed = await client.options("/v1/tokens", headers={"Origin": ORIGIN, **preflight})
+    assert refused.status_code == 403
+    assert refused.json()["type"].endswith("/origin-not-allowed")
+    assert "access-control-allow-origin" not in refused.headers
+    assert "access-control-allow-origin" not in sent.headers
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN

@@ -17,6 +17,8 @@ from tests.support.burst import release_together
 from tests.support.processes import serving
 from tests.support.service import auth, build_settings, running_app, service_env, write_config
 
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.fixture
 def settings(tmp_path: Path, emulator: Any, redis_url: str) -> Any:
@@ -167,3 +169,29 @@ def test_a_problem_body_is_the_same_json_whether_encoded_once_or_each_time() -> 
             {**err.headers(), "Cache-Control": "no-store"},
         )
         assert body == msgspec.json.encode(expected)  # byte for byte what encoding the whole object gives
+
+
+async def test_every_refusal_gives_its_admission_slot_back(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """With room for two token requests at once, refusals after every step — a bad body, no JWT, a bad JWT, an
+    unknown profile, a forbidden one, a voice not allowed, over the rate limit, a failed mint — each give their
+    slot back: the caller after them still gets a token, not `503 overloaded`."""
+    limits = 'subject = [{ rate = 1, period = "1h", burst = 1 }]'
+    config = write_config(tmp_path, limits, extra="\n[server]\nmax_in_flight = 2\n")
+    settings = build_settings(config, service_env(emulator, redis_url))
+    spent = auth(sub="spent-caller")
+    async with running_app(settings) as client:
+        assert (await client.post("/v1/tokens", json={"profile": "voice"}, headers=spent)).status_code == 201
+        refusals = [
+            await client.post("/v1/tokens", content=b"{not json", headers={**auth(sub="b1"), **JSON}),
+            await client.post("/v1/tokens", json={"profile": "voice"}),
+            await client.post("/v1/tokens", json={"profile": "voice"}, headers={"Authorization": "Bearer x.y.z"}),
+            await client.post("/v1/tokens", json={"profile": "nope"}, headers=auth(sub="b2")),
+            await client.post("/v1/tokens", json={"profile": "tools"}, headers=auth(sub="b3")),
+            await client.post("/v1/tokens", json={"profile": "voice", "voice": "Charon"}, headers=auth(sub="b4")),
+            await client.post("/v1/tokens", json={"profile": "voice"}, headers=spent),
+        ]
+        emulator.fail_next(400)
+        refusals.append(await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(sub="b5")))
+        after = await client.post("/v1/tokens", json={"profile": "voice"}, headers=auth(sub="after"))
+    assert [r.status_code for r in refusals] == [400, 401, 401, 404, 403, 403, 429, 502]
+    assert after.status_code == 201, after.text
