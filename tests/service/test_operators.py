@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import jwt
 import pytest
 import redis
 from structlog.testing import capture_logs
@@ -315,3 +316,71 @@ async def test_the_admin_endpoint_answers_503_when_redis_is_down(tmp_path: Path,
         assert answer.status_code == 503
         assert answer.json()["type"] == "https://livetoken.dev/problems/rate-limiter-unavailable"
         assert answer.headers["retry-after"] == "1"
+
+
+BACKEND = "https://backend.test/"
+BACKEND_SECRET = "backend-issuer-secret-that-is-long-enough-0123456789"
+
+
+async def test_admin_issuers_are_enforced(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """`[admin] issuers = [backend]`: an operator JWT with the admin scope from the other trusted issuer is 403
+    admin-forbidden and blocks nobody; the same claims from the backend issuer block."""
+    extra = f"""
+[[issuers]]
+issuer = "{BACKEND}"
+audiences = ["livetoken"]
+algorithms = ["HS256"]
+hs256_secret_env = "BACKEND_SECRET"
+
+[admin]
+require = {{ scopes = ["livetoken:admin"] }}
+issuers = ["{BACKEND}"]
+"""
+    env = service_env(emulator, redis_url, BACKEND_SECRET=BACKEND_SECRET)
+    settings = build_settings(write_config(tmp_path, extra=extra), env)
+    now = int(time.time())
+    claims = {"aud": "livetoken", "sub": "ops", "iat": now, "exp": now + 300, "scope": "livetoken:admin"}
+    backend_operator = jwt.encode({**claims, "iss": BACKEND}, BACKEND_SECRET, algorithm="HS256")
+    block = {"subject": "mallory", "issuer": ISSUER, "duration": "1h"}
+    async with running_app(settings) as client:
+        other = await client.post("/v1/admin/blocks", json=block, headers=auth(sub="ops", scopes="livetoken:admin"))
+        listed = await client.get("/v1/admin/blocks", headers=auth(backend_operator))
+        made = await client.post("/v1/admin/blocks", json=block, headers=auth(backend_operator))
+    assert other.status_code == 403
+    assert other.json()["type"] == "https://livetoken.dev/problems/admin-forbidden"
+    assert listed.json()["blocks"] == []
+    assert made.status_code == 201
+
+
+async def test_a_reload_that_removes_or_changes_an_issuer_stops_its_tokens(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """A configuration reloaded without the backend issuer refuses the backend's tokens (401) from the next
+    request; reloaded with the test issuer's secret changed, tokens signed with the old secret are refused too,
+    and ones signed with the new secret are accepted."""
+    extra = f"""
+[[issuers]]
+issuer = "{BACKEND}"
+audiences = ["livetoken"]
+algorithms = ["HS256"]
+hs256_secret_env = "BACKEND_SECRET"
+"""
+    env = service_env(emulator, redis_url, BACKEND_SECRET=BACKEND_SECRET)
+    both = build_settings(write_config(tmp_path, extra=extra), env)
+    now = int(time.time())
+    claims = {"aud": "livetoken", "sub": "pat", "iat": now, "exp": now + 300}
+    backend_token = jwt.encode({**claims, "iss": BACKEND}, BACKEND_SECRET, algorithm="HS256")
+    new_secret = "a-new-secret-for-the-test-issuer-0123456789-abcdef"
+    rotated_token = jwt.encode({**claims, "iss": ISSUER}, new_secret, algorithm="HS256")
+    body = {"profile": "voice"}
+    async with running_app(both) as client:
+        runtime = client.app.state.runtime
+        before = await client.post("/v1/tokens", json=body, headers=auth(backend_token))
+        await runtime.reconfigure(build_settings(write_config(tmp_path), env))
+        removed = await client.post("/v1/tokens", json=body, headers=auth(backend_token))
+        still = await client.post("/v1/tokens", json=body, headers=auth(sub="kept"))
+        await runtime.reconfigure(build_settings(write_config(tmp_path), {**env, "TEST_ISSUER_SECRET": new_secret}))
+        old_secret = await client.post("/v1/tokens", json=body, headers=auth(sub="old-secret"))
+        new = await client.post("/v1/tokens", json=body, headers=auth(rotated_token))
+    assert (before.status_code, removed.status_code, still.status_code) == (201, 401, 201)
+    assert (old_secret.status_code, new.status_code) == (401, 201)
