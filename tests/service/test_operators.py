@@ -320,18 +320,19 @@ async def test_the_admin_endpoint_answers_503_when_redis_is_down(tmp_path: Path,
 
 BACKEND = "https://backend.test/"
 BACKEND_SECRET = "backend-issuer-secret-that-is-long-enough-0123456789"
-
-
-async def test_admin_issuers_are_enforced(tmp_path: Path, emulator: Any, redis_url: str) -> None:
-    """`[admin] issuers = [backend]`: an operator JWT with the admin scope from the other trusted issuer is 403
-    admin-forbidden and blocks nobody; the same claims from the backend issuer block."""
-    extra = f"""
+BACKEND_ISSUER = f"""
 [[issuers]]
 issuer = "{BACKEND}"
 audiences = ["livetoken"]
 algorithms = ["HS256"]
 hs256_secret_env = "BACKEND_SECRET"
+"""
 
+
+async def test_admin_issuers_are_enforced(tmp_path: Path, emulator: Any, redis_url: str) -> None:
+    """`[admin] issuers = [backend]`: an operator JWT with the admin scope from the other trusted issuer is 403
+    admin-forbidden and blocks nobody; the same claims from the backend issuer block."""
+    extra = f"""{BACKEND_ISSUER}
 [admin]
 require = {{ scopes = ["livetoken:admin"] }}
 issuers = ["{BACKEND}"]
@@ -358,15 +359,8 @@ async def test_a_reload_that_removes_or_changes_an_issuer_stops_its_tokens(
     """A configuration reloaded without the backend issuer refuses the backend's tokens (401) from the next
     request; reloaded with the test issuer's secret changed, tokens signed with the old secret are refused too,
     and ones signed with the new secret are accepted."""
-    extra = f"""
-[[issuers]]
-issuer = "{BACKEND}"
-audiences = ["livetoken"]
-algorithms = ["HS256"]
-hs256_secret_env = "BACKEND_SECRET"
-"""
     env = service_env(emulator, redis_url, BACKEND_SECRET=BACKEND_SECRET)
-    both = build_settings(write_config(tmp_path, extra=extra), env)
+    both = build_settings(write_config(tmp_path, extra=BACKEND_ISSUER), env)
     now = int(time.time())
     claims = {"aud": "livetoken", "sub": "pat", "iat": now, "exp": now + 300}
     backend_token = jwt.encode({**claims, "iss": BACKEND}, BACKEND_SECRET, algorithm="HS256")
