@@ -32,6 +32,7 @@ import jwt
 import redis
 import uvloop
 
+from bench.burst import burst_lines, burst_on_fresh_process
 from bench.loadgen import build_request, run_load
 from bench.procstat import cpu_seconds, descendants, open_fds, peak_rss_mb, rss_mb
 from bench.serve_baseline import SERVERS
@@ -494,8 +495,25 @@ async def through_proxy(  # noqa: PLR0917 - one scenario's parts
     return row
 
 
-async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    """All scenarios, in one run so the ratios hold."""
+BURSTS = (1000, 5000)
+BURST_QUEUE_TIMEOUT = 2.0  # server.queue_timeout's default
+
+
+async def burst_rows(exe: str, config: Path, env: dict[str, str], tmp: Path) -> list[dict[str, Any]]:
+    """Issue #23's bursts, each on a fresh process (defaults, but room for 5000 connections): upstream +300 ms
+    must already be set."""
+    burst_config = tmp / "bench-burst.toml"
+    burst_config.write_text(CONFIG.replace("[server]\n", "[server]\nmax_connections = 8192\n", 1))
+    rows = []
+    for callers in BURSTS:
+        say(f"burst: a fresh process, upstream +300 ms, {callers} callers in the same millisecond ...")
+        log = tmp / f"service-burst-{callers}.log"
+        rows.append(await burst_on_fresh_process(exe, burst_config, env, log, callers, token_for))
+    return rows
+
+
+async def run_burst_only() -> dict[str, Any]:
+    """`make bench ARGS=--only-burst`: the burst rows alone, on their own Redis and emulator."""
     tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
     redis_proc = RedisProcess()
     redis_proc.start()
@@ -503,7 +521,19 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     emulator.start()
     config = tmp / "bench.toml"
     config.write_text(CONFIG)
-    env = {
+    try:
+        emulator.set_latency(300)
+        exe = str(Path(sys.executable).parent / "livetoken")
+        rows = await burst_rows(exe, config, _env(emulator, redis_proc), tmp)
+    finally:
+        emulator.stop()
+        redis_proc.close()
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "commit": git_commit()}
+    return {"machine": machine, "bursts": rows}
+
+
+def _env(emulator: EmulatorProcess, redis_proc: RedisProcess) -> dict[str, str]:
+    return {
         **os.environ,
         "BENCH_SECRET": SECRET,
         "LIVETOKEN_GEMINI_API_KEY": emulator.api_key,
@@ -513,6 +543,18 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "LIVETOKEN_LOG_LEVEL": "info",  # the default: every issued token writes its audit line
         "LIVETOKEN_LOG_FORMAT": "json",
     }
+
+
+async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """All scenarios, in one run so the ratios hold."""
+    tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
+    redis_proc = RedisProcess()
+    redis_proc.start()
+    emulator = EmulatorProcess(tmp, "--speed", "0")
+    emulator.start()
+    config = tmp / "bench.toml"
+    config.write_text(CONFIG)
+    env = _env(emulator, redis_proc)
     port, base_port = free_port(), free_port()
     exe = str(Path(sys.executable).parent / "livetoken")
     service = subprocess.Popen(
@@ -620,6 +662,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         say("cold start: a new service process under upstream +300 ms, ready, then 2 waves of 200 callers at once ...")
         cold_log = tmp / "service-cold.log"
         out["cold_start"] = await cold_start(exe, config, env, cold_log, urlsplit(emulator.base_url).port or 443)
+        out["bursts"] = await burst_rows(exe, config, env, tmp)
         emulator.clear_faults()
         out["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
         out["service_rss_mb"] = round(rss_mb(service.pid), 1)
@@ -722,6 +765,7 @@ def report(out: dict[str, Any]) -> None:
         f"  ready (GET /readyz 200) {cold['ready_after_s']} s after start; upstream connections when ready / "
         f"after the first wave / after the second: {cold['upstream_connections_ready_first_second']}"
     )
+    print("\n".join(burst_lines(out["bursts"], BURST_QUEUE_TIMEOUT)))
     print(
         f"Redis round trips per issued token (rate limits + a budget + blocks): {out['issue']['redis_calls_per_token']}"
     )
@@ -775,7 +819,14 @@ def main() -> None:
         action="store_false",
         help="skip the traced row (a second service with OTEL_* set, its spans exported to a local receiver)",
     )
+    parser.add_argument(
+        "--only-burst", action="store_true", help="only the burst rows (1000 and 5000 callers at once, fresh process)"
+    )
     args = parser.parse_args()
+    if args.only_burst:
+        bursts = uvloop.run(run_burst_only())
+        print("\n".join(burst_lines(bursts["bursts"], BURST_QUEUE_TIMEOUT)))
+        return
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     args.tracing = args.tracing and tracing_installed()

@@ -169,6 +169,36 @@ class Metrics:
             ["action"],
             registry=r,
         )
+        self.admission_queue_depth = Gauge(
+            "livetoken_admission_queue_depth",
+            "Token requests waiting for a place now (server.max_in_flight are taken; server.queue_timeout bounds "
+            "the wait).",
+            registry=r,
+        )
+        self.admission_busy = Gauge(
+            "livetoken_admission_busy", "Token-request places taken now (of livetoken_admission_slots).", registry=r
+        )
+        self.admission_slots = Gauge(
+            "livetoken_admission_slots",
+            "Token requests this process works on at once: server.max_in_flight within the open-files limit.",
+            registry=r,
+        )
+        self.admission_wait = LoopHistogram(
+            "livetoken_admission_wait_seconds",
+            "How long token requests that found every place taken waited, by outcome: admitted, or shed (503 "
+            "overloaded; 0 for those refused on arrival).",
+            ["outcome"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.admission_shed = LoopCounter(
+            "livetoken_admission_shed",
+            "Token requests refused 503 overloaded, by why: queue_full (server.max_queue, or queue_timeout 0), "
+            "wait_too_long (the measured drain rate says it would not start in time), timed_out (waited "
+            "server.queue_timeout).",
+            ["why"],
+            registry=r,
+        )
         self.open_connections = Gauge(
             "livetoken_open_connections", "HTTP connections open now, idle ones included.", registry=r
         )

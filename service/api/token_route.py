@@ -186,11 +186,11 @@ async def token_route(scope: Scope, receive: Receive, send: Send) -> None:
         if method != "POST":
             raise MethodNotAllowed(headers=_ALLOW)
         header = _header_reader(scope)
-        rt.admit()
+        admitted_at = await rt.admit()
         try:
             result = await answer_token_request(rt, header, receive)
         finally:
-            rt.release()
+            rt.release(admitted_at)
     except ClientDisconnected:
         return
     except Exception as exc:

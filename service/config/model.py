@@ -287,7 +287,13 @@ class ServerConfig(_Strict, frozen=True):
     cors_allow_origins: list[Annotated[str, msgspec.Meta(pattern=ORIGIN_PATTERN)]] = msgspec.field(default_factory=list)
     """Browser origins allowed to call the API, or `*`; default none."""
     max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
-    """Token requests this process works on at once (more get a fast 503 overloaded), 1 to 100000; default 256."""
+    """Token requests this process works on at once (more wait in the queue), 1 to 100000; default 256; also kept
+    within the upstream sockets the open-files limit allows."""
+    queue_timeout: Annotated[Duration, Within(le=30)] = Duration(2)
+    """How long a token request may wait for a place when all are taken (FIFO) before `503 overloaded`; one the
+    measured drain rate says would wait longer is refused at once. 0 to 30s; 0 = refuse at once; default 2s."""
+    max_queue: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 1024
+    """Token requests waiting at most (more get `503 overloaded` at once), 0 to 100000; default 1024."""
     max_connections: Annotated[int, msgspec.Meta(ge=16, le=1_000_000)] = 4096
     """Open connections at most (also kept under the file-descriptor limit); at the bound the oldest idle
     connection is shed for a new one; 16 to 1000000; default 4096."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from service.catalogue import LiveModel, catalogue, today
 from service.config import ConfigError, Settings, model_warnings
 from service.errors import Overloaded, ServiceShuttingDown
 from service.fd_budget import current_upstream_share
+from service.issuing.admission import Admission
 from service.issuing.blocking import Blocking
 from service.issuing.flow import TokenIssuer
 from service.issuing.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
@@ -66,8 +68,8 @@ class Runtime:
     metrics: Metrics
     limiter: RateLimiter
     minter: TokenMinter
+    admission: Admission
     draining: bool = False
-    in_flight: int = 0
     tracing: Tracing = NO_TRACING
     key_file: KeyFileWatcher | None = None
     _http: httpx.AsyncClient | None = field(default=None, repr=False)
@@ -125,22 +127,29 @@ class Runtime:
             raise ConfigError("issuers: the new issuers' keys (JWKS) could not be loaded; nothing was changed")
         self.current = current
         watch_models(settings, self.metrics)
+        server = settings.file.server
+        self.admission.configure(admission_slots(settings), float(server.queue_timeout), server.max_queue)
 
-    def admit(self) -> None:
-        """Take one of this process's token-request places, or refuse at once (draining, or at the bound).
-
-        A burst beyond what one process can finish in time gets fast 503s with Retry-After (the load
-        balancer or the client tries again elsewhere) instead of a latency collapse for every caller.
-        """
+    async def admit(self) -> float:
+        """Take one of this process's token-request places, waiting for one in the queue when all are taken
+        (admission.py); refuse when draining, or when the request cannot start within `server.queue_timeout`.
+        Returns when the place was taken, for `release`."""
         if self.draining:
             raise ServiceShuttingDown(retry_after=1.0)
-        if self.in_flight >= self.settings.file.server.max_in_flight:
-            raise Overloaded(retry_after=1.0)
-        self.in_flight += 1
+        admission = self.admission
+        if not admission.try_enter():
+            started = time.monotonic()
+            try:
+                await admission.wait()
+            except Overloaded:  # refused on arrival (waited 0) or after waiting
+                self.metrics.child(self.metrics.admission_wait, "shed").observe(time.monotonic() - started)
+                raise
+            self.metrics.child(self.metrics.admission_wait, "admitted").observe(time.monotonic() - started)
+        return time.monotonic()
 
-    def release(self) -> None:
-        """Give back the place `admit` took."""
-        self.in_flight -= 1
+    def release(self, admitted_at: float) -> None:
+        """Give back the place `admit` took (to the next in the queue, if any)."""
+        self.admission.leave(time.monotonic() - admitted_at)
 
     async def readiness(self) -> Readiness:
         """Config is loaded by construction; report the limiter, circuit and JWKS state."""
@@ -236,6 +245,7 @@ async def open_runtime(settings: Settings, metrics: Metrics, tracing: Tracing = 
         metrics,
         limiter,
         minter,
+        open_admission(settings, metrics),
         tracing=tracing,
         key_file=key_file,
         _http=http,
@@ -284,6 +294,29 @@ def watch_models(settings: Settings, metrics: Metrics) -> None:
 
 def _retiring(entry: LiveModel) -> Callable[[], float]:
     return lambda: 1.0 if entry.retiring_on(today()) else 0.0
+
+
+def admission_slots(settings: Settings) -> int:
+    """`server.max_in_flight`, within the sockets to Google the open-files limit leaves (fd_budget.py): a place is
+    a request that may hold an upstream connection."""
+    wanted = settings.file.server.max_in_flight
+    share = current_upstream_share(wanted)
+    return wanted if share is None else max(1, min(wanted, share))
+
+
+def open_admission(settings: Settings, metrics: Metrics) -> Admission:
+    """The process's admission, its gauges read at scrape time."""
+    server = settings.file.server
+    shed = {why: metrics.child(metrics.admission_shed, why) for why in ("queue_full", "wait_too_long", "timed_out")}
+
+    def on_shed(why: str) -> None:
+        shed[why].inc()
+
+    admission = Admission(admission_slots(settings), float(server.queue_timeout), server.max_queue, on_shed)
+    metrics.admission_queue_depth.set_function(lambda: admission.waiting)
+    metrics.admission_busy.set_function(lambda: admission.busy)
+    metrics.admission_slots.set_function(lambda: admission.slots)
+    return admission
 
 
 def warm_connections(settings: Settings) -> int:

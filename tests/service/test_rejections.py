@@ -176,7 +176,7 @@ async def test_every_refusal_gives_its_admission_slot_back(tmp_path: Path, emula
     unknown profile, a forbidden one, a voice not allowed, over the rate limit, a failed mint — each give their
     slot back: the caller after them still gets a token, not `503 overloaded`."""
     limits = 'subject = [{ rate = 1, period = "1h", burst = 1 }]'
-    config = write_config(tmp_path, limits, extra="\n[server]\nmax_in_flight = 2\n")
+    config = write_config(tmp_path, limits, extra='\n[server]\nmax_in_flight = 2\nqueue_timeout = "0s"\n')
     settings = build_settings(config, service_env(emulator, redis_url))
     spent = auth(sub="spent-caller")
     async with running_app(settings) as client:
