@@ -499,20 +499,22 @@ BURSTS = (1000, 5000)
 BURST_QUEUE_TIMEOUT = 2.0  # server.queue_timeout's default
 
 
-async def burst_rows(exe: str, config: Path, env: dict[str, str], tmp: Path) -> list[dict[str, Any]]:
+async def burst_rows(
+    exe: str, config: Path, env: dict[str, str], tmp: Path, bursts: tuple[int, ...] = BURSTS
+) -> list[dict[str, Any]]:
     """Issue #23's bursts, each on a fresh process (defaults, but room for 5000 connections): upstream +300 ms
     must already be set."""
     burst_config = tmp / "bench-burst.toml"
     burst_config.write_text(CONFIG.replace("[server]\n", "[server]\nmax_connections = 8192\n", 1))
     rows = []
-    for callers in BURSTS:
+    for callers in bursts:
         say(f"burst: a fresh process, upstream +300 ms, {callers} callers in the same millisecond ...")
         log = tmp / f"service-burst-{callers}.log"
         rows.append(await burst_on_fresh_process(exe, burst_config, env, log, callers, token_for))
     return rows
 
 
-async def run_burst_only() -> dict[str, Any]:
+async def run_burst_only(bursts: tuple[int, ...]) -> dict[str, Any]:
     """`make bench ARGS=--only-burst`: the burst rows alone, on their own Redis and emulator."""
     tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
     redis_proc = RedisProcess()
@@ -524,7 +526,7 @@ async def run_burst_only() -> dict[str, Any]:
     try:
         emulator.set_latency(300)
         exe = str(Path(sys.executable).parent / "livetoken")
-        rows = await burst_rows(exe, config, _env(emulator, redis_proc), tmp)
+        rows = await burst_rows(exe, config, _env(emulator, redis_proc), tmp, bursts)
     finally:
         emulator.stop()
         redis_proc.close()
@@ -662,7 +664,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         say("cold start: a new service process under upstream +300 ms, ready, then 2 waves of 200 callers at once ...")
         cold_log = tmp / "service-cold.log"
         out["cold_start"] = await cold_start(exe, config, env, cold_log, urlsplit(emulator.base_url).port or 443)
-        out["bursts"] = await burst_rows(exe, config, env, tmp)
+        out["bursts"] = await burst_rows(exe, config, env, tmp, args.bursts)
         emulator.clear_faults()
         out["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
         out["service_rss_mb"] = round(rss_mb(service.pid), 1)
@@ -820,11 +822,17 @@ def main() -> None:
         help="skip the traced row (a second service with OTEL_* set, its spans exported to a local receiver)",
     )
     parser.add_argument(
+        "--bursts",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        default=BURSTS,
+        help="callers at once in each burst row, comma-separated (default 1000,5000)",
+    )
+    parser.add_argument(
         "--only-burst", action="store_true", help="only the burst rows (1000 and 5000 callers at once, fresh process)"
     )
     args = parser.parse_args()
     if args.only_burst:
-        bursts = uvloop.run(run_burst_only())
+        bursts = uvloop.run(run_burst_only(args.bursts))
         print("\n".join(burst_lines(bursts["bursts"], BURST_QUEUE_TIMEOUT)))
         return
     if args.rounds < 1:

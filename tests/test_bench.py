@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
     """All scenarios answer with the status they exercise and no transport errors; the JSON holds CPU per
     request, ratios, latency, the server comparison, RSS and Redis bytes per subject."""
+    small = ("--requests", "400", "--slow-requests", "400", "--bursts", "300", "--out", str(tmp_path))
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--requests", "400", "--slow-requests", "400", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", *small],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -74,3 +75,7 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
     assert cold["upstream_connections_ready_first_second"][0] >= 200
     assert cold["p99_ratio"] == round(cold["first_wave"]["p99_ms"] / cold["second_wave"]["p99_ms"], 3)
     assert out["machine"]["cpus"] >= 1
+    (burst,) = out["bursts"]  # 300 callers at once on a fresh process: beyond the 256 places, all wait their turn
+    assert (burst["callers"], burst["issued"], burst["shed_overloaded"], burst["other"]) == (300, 300, 0, 0)
+    assert 1 <= burst["server_side"]["queued_admitted"] <= 300 - 256
+    assert "300 callers at once, fresh process" in done.stdout
