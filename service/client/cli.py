@@ -24,7 +24,7 @@ from service.client.audio import AudioFormatError, read_wav_pcm16
 from service.client.devices import DeviceUnavailableError, Speaker, record
 from service.client.fetch import FetchError, fetch_token
 from service.client.report import Progress, Summary, fingerprint
-from service.client.session import LiveConversation, LiveOptions
+from service.client.session import GaveUp, LiveConversation, LiveOptions
 from service.client.video import Camera, Frame, VideoInputError, image_frame
 
 
@@ -153,9 +153,17 @@ class _Inputs:
 
 
 def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jwt: str, inputs: _Inputs) -> int:  # noqa: PLR0911 - one exit code per outcome, as documented
+    def waiting(why: str, seconds: float) -> None:
+        progress.say(f"{why}; trying again in {seconds:g}s")
+
+    def renew() -> str:
+        """A fresh token for the same profile, when the session's token can no longer go on."""
+        fresh: dict[str, Any] = fetch_token(args.service, jwt, args.profile, args.voice, on_wait=waiting)
+        return str(fresh["token"])
+
     try:
         progress.say(f"requesting a token for profile {args.profile!r} from {args.service}")
-        answer: dict[str, Any] = fetch_token(args.service, jwt, args.profile, args.voice)
+        answer: dict[str, Any] = fetch_token(args.service, jwt, args.profile, args.voice, on_wait=waiting)
     except FetchError as exc:
         return _fail(summary, args, 3, str(exc))
     connect = answer["connect"]
@@ -190,6 +198,7 @@ def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jw
         output=args.output,
         speaker=inputs.speaker,
         check_single_use=args.check_single_use,
+        renew=renew,
     )
     try:
         asyncio.run(asyncio.wait_for(LiveConversation(opts, summary, progress).run(), timeout=args.timeout))
@@ -197,6 +206,10 @@ def _converse(args: argparse.Namespace, summary: Summary, progress: Progress, jw
         return _fail(summary, args, 4, f"live session closed by server: {exc}")
     except VideoInputError as exc:
         return _fail(summary, args, 2, str(exc))
+    except FetchError as exc:  # a fresh token was needed and the service did not give one
+        return _fail(summary, args, 3, f"could not get a fresh token: {exc}")
+    except GaveUp as exc:
+        return _fail(summary, args, 4, f"live session ended: {exc}")
     except (TimeoutError, OSError, RuntimeError) as exc:
         return _fail(summary, args, 4, f"live session failed: {type(exc).__name__}: {exc}")
     if args.json:

@@ -33,7 +33,8 @@ class Summary:
     time_to_first_byte_ms: float | None = None
     turn_complete: bool = False
     interrupted: int = 0
-    resumptions: int = 0
+    resumptions: int = 0  # connections after the first: resumed sessions, and new ones on a fresh token
+    fresh_tokens: int = 0  # tokens fetched after the first, because the previous one could not go on
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     second_connect_refused: bool | None = None
     error: str | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -22,12 +23,26 @@ from google.genai import errors, types
 
 from service.client.audio import INPUT_RATE, OUTPUT_RATE, chunks, seconds_of, write_wav
 from service.client.devices import Speaker
-from service.client.report import Progress, Summary
+from service.client.report import Progress, Summary, fingerprint
 from service.client.tools import run_tool
 from service.client.video import Camera, Frame
 
 RESUMABLE_CLOSE_CODES = {1000, 1001, 1006, 1011}
-MAX_RESUMPTIONS = 5
+# Close reasons (1008) that mean this token can no longer open or resume the session: a fresh token can.
+TOKEN_SPENT = ("expired", "new session window", "no uses left", "invalid session resumption handle")
+MAX_IDLE_CONNECTIONS = 3  # connections in a row that made no progress before giving up
+MAX_ASKS = 3  # times one turn is asked when its reply keeps being cut off with its connection
+MAX_FRESH_TOKENS = 3  # fresh tokens in a row without progress
+
+
+def close_reason(exc: errors.APIError) -> str:
+    """The close frame's reason (the SDK keeps a WebSocket close's reason string as the error's details)."""
+    details = exc.details
+    return (details if isinstance(details, str) else str(exc.message or "")).strip()
+
+
+class GaveUp(RuntimeError):
+    """The conversation could not go on: the message says why."""
 
 
 @dataclass
@@ -49,6 +64,7 @@ class LiveOptions:
     output: Path | None = None
     speaker: Speaker | None = None
     check_single_use: bool = False
+    renew: Callable[[], str] | None = None  # a fresh token for the same profile, when this one is spent
 
 
 def live_client(token: str, base_url: str, api_version: str, ca_file: str | None) -> genai.Client:
@@ -85,7 +101,14 @@ class _Turn:
 
 
 class LiveConversation:
-    """One token, one turn (resumed across connections if needed)."""
+    """One turn, carried across connections: resumed with the newest handle when the server lets go of the
+    connection, or continued as a new session with a fresh token when this one is spent.
+
+    The input is streamed as a microphone would be: it does not rewind when a connection drops, the next connection
+    goes on from where the last one stopped. When the whole input went out and the reply was cut off with its
+    connection, the turn is asked again (at most MAX_ASKS times). The conversation gives up only when
+    MAX_IDLE_CONNECTIONS connections in a row make no progress (no new input sent, no reply received), however many
+    connections it takes."""
 
     def __init__(self, opts: LiveOptions, summary: Summary, progress: Progress) -> None:
         self.opts = opts
@@ -97,6 +120,12 @@ class LiveConversation:
         self.handle: str | None = None
         self.turn = _Turn()
         self.sent_at: float | None = None
+        self.position = 0  # bytes of the input audio sent in this ask (for text: 1 once sent)
+        self.input_done = False  # this ask's whole input is out (audio_stream_end or the text)
+        self.fed = 0  # input bytes (or text messages) ever sent: progress
+        self.asks = 0
+        self.fresh_tokens_in_a_row = 0
+        self.fed_at_renewal = 0
 
     def _config(self) -> types.LiveConnectConfigOrDict:
         # Mirror the locked config as served (the server enforces it anyway); resuming adds our handle to it.
@@ -107,19 +136,26 @@ class LiveConversation:
         config.session_resumption = types.SessionResumptionConfig(handle=self.handle)
         return config
 
+    def _progress_mark(self) -> tuple[int, int, int, int]:
+        s = self.summary
+        return (self.fed, s.audio_bytes_received, len(s.text_received), len(s.output_transcript))
+
     async def run(self) -> None:
-        """Talk until a turn completes, resuming with the newest handle when the server lets go of us."""
+        """Talk until a turn completes, reconnecting as the server requires (see the class)."""
         try:
+            idle = 0
             while True:
+                mark = self._progress_mark()
                 try:
                     if await self._connection():
                         break
                 except errors.APIError as exc:
-                    if exc.code not in RESUMABLE_CLOSE_CODES or self.handle is None or self.turn.complete:
-                        raise
-                    self.progress.say(f"connection closed ({exc.code}); resuming the session")
-                if self.summary.resumptions >= MAX_RESUMPTIONS:
-                    raise RuntimeError("gave up after too many resumptions")
+                    if self.turn.complete:
+                        break
+                    await self._after_close(exc)
+                idle = 0 if self._progress_mark() != mark else idle + 1
+                if idle >= MAX_IDLE_CONNECTIONS:
+                    raise GaveUp(f"gave up: {idle} connections in a row made no progress")
                 self.summary.resumptions += 1
             if self.opts.output is not None:
                 write_wav(self.opts.output, bytes(self.turn.kept), OUTPUT_RATE)
@@ -131,12 +167,44 @@ class LiveConversation:
         finally:
             await self.client.aio.aclose()
 
+    async def _after_close(self, exc: errors.APIError) -> None:
+        """Decide how to go on after the server closed (or refused) a connection; raise when we cannot."""
+        reason = close_reason(exc)
+        if exc.code in RESUMABLE_CLOSE_CODES:
+            how = "resuming the session" if self.handle else "opening a new session"
+            self.progress.say(f"connection closed ({exc.code} {reason}); {how}")
+            return
+        if exc.code == 1008 and any(why in reason.lower() for why in TOKEN_SPENT) and self.opts.renew is not None:
+            if self.fed > self.fed_at_renewal:  # input went out since the last fresh token: that one was of use
+                self.fresh_tokens_in_a_row = 0
+            self.fresh_tokens_in_a_row += 1
+            self.fed_at_renewal = self.fed
+            if self.fresh_tokens_in_a_row > MAX_FRESH_TOKENS:
+                raise exc
+            self.progress.say(f"the token can no longer open or resume this session ({reason}); fetching a fresh one")
+            token = await asyncio.to_thread(self.opts.renew)
+            await self.client.aio.aclose()
+            self.client = live_client(token, self.opts.base_url, self.opts.api_version, self.opts.ca_file)
+            self.handle = None  # a handle belongs to the token that made it: this is a new session
+            self.summary.fresh_tokens += 1
+            self.progress.say(
+                f"got a fresh token {fingerprint(token)}: a new session, which does not remember the old one"
+            )
+            return
+        raise exc
+
     async def _connection(self) -> bool:
         """One connection; True when the turn is complete (a close raises APIError instead)."""
         async with self.client.aio.live.connect(model=self.opts.model, config=self._config()) as session:
             self.progress.say("connected" + (" (resumed)" if self.handle else ""))
-            # A turn cut off by the server is lost with its connection: drop its partial reply and ask again.
+            # A reply cut off by the server is lost with its connection: drop its partial audio.
             self.turn.audio.clear()
+            if self.input_done:  # the whole input went out and no complete reply came back: ask again
+                self.asks += 1
+                if self.asks >= MAX_ASKS:
+                    raise GaveUp(f"gave up: the reply was cut off {self.asks} times")
+                self.progress.say("the reply was cut off with the connection; asking again")
+                self.position, self.input_done = 0, False
             sender = asyncio.create_task(self._send_input(session))
             try:
                 while not self.turn.complete:
@@ -157,21 +225,31 @@ class LiveConversation:
             await self._send_frame(session, frame, f"camera {self.opts.camera.device}")
 
     async def _send_input(self, session: Any) -> None:
-        # Frames go first, so the turn they belong to is the one that follows.
-        for number, image in enumerate(self.opts.images, 1):
-            await self._send_frame(session, image, f"image {number}")
+        """This ask's input from where the last connection stopped: frames first (so the turn they belong to is the
+        one that follows), then the text, or the audio as a microphone streams it."""
+        if self.position == 0:
+            for number, image in enumerate(self.opts.images, 1):
+                await self._send_frame(session, image, f"image {number}")
         await self._send_camera_frame(session)
         if self.opts.text is not None:
-            self.sent_at = time.monotonic()
-            await session.send_client_content(
-                turns=types.Content(role="user", parts=[types.Part(text=self.opts.text)]), turn_complete=True
-            )
-            self.progress.say(f"sent text ({len(self.opts.text)} characters)")
+            if self.position == 0:
+                self.sent_at = time.monotonic()
+                await session.send_client_content(
+                    turns=types.Content(role="user", parts=[types.Part(text=self.opts.text)]), turn_complete=True
+                )
+                self.position, self.input_done = 1, True
+                self.fed += 1
+                self.progress.say(f"sent text ({len(self.opts.text)} characters)")
             return
         pcm = self.opts.pcm or b""
-        sent, next_frame_at = 0.0, 1.0  # the camera sends one frame per second of audio, like Google's sample
-        for piece in chunks(pcm):
+        if self.position:
+            self.progress.say(f"going on with the audio from {seconds_of(self.position, INPUT_RATE):.2f}s")
+        sent = seconds_of(self.position, INPUT_RATE)
+        next_frame_at = float(int(sent)) + 1.0  # the camera sends one frame per second of audio, like Google's sample
+        for piece in chunks(pcm[self.position :]):
             await session.send_realtime_input(audio=types.Blob(data=piece, mime_type=f"audio/pcm;rate={INPUT_RATE}"))
+            self.position += len(piece)
+            self.fed += len(piece)
             seconds = seconds_of(len(piece), INPUT_RATE)
             sent += seconds
             self.summary.audio_seconds_sent += seconds
@@ -180,9 +258,11 @@ class LiveConversation:
                 await self._send_camera_frame(session)
             if self.opts.realtime:
                 await asyncio.sleep(seconds)
-        self.sent_at = time.monotonic()
-        await session.send_realtime_input(audio_stream_end=True)
-        self.progress.say(f"sent {self.summary.audio_seconds_sent:.2f}s of audio")
+        if not self.input_done:
+            self.sent_at = time.monotonic()
+            await session.send_realtime_input(audio_stream_end=True)
+            self.input_done = True
+            self.progress.say(f"sent {seconds_of(self.position, INPUT_RATE):.2f}s of audio")
 
     async def _receive_turn(self, session: Any) -> None:
         """Handle messages until turn_complete; a close raises APIError (run() resumes on the usual codes)."""
@@ -192,7 +272,7 @@ class LiveConversation:
                 self.handle = message.session_resumption_update.new_handle
             if message.go_away:
                 left = message.go_away.time_left
-                self.progress.say(f"server sent goAway (time left {left}); resuming when it closes")
+                self.progress.say(f"server sent goAway (time left {left}); reconnecting when it closes")
             if message.tool_call:
                 if self.turn.started is None:  # a call opens the model's turn (what it says next belongs to it)
                     self.turn.started = self.turn.seen

@@ -151,7 +151,7 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
     setup, lineage, token = admitted
     handle = (client_setup.get("sessionResumption") or {}).get("handle")
     session_id = "session-" + secrets.token_hex(6)
-    info = {
+    info: dict[str, Any] = {
         "id": session_id,
         "token": token.name if token else None,
         "resumed": handle is not None,
@@ -160,6 +160,8 @@ async def live_socket(socket: WebSocket[Any, Any, Any], rpc: str) -> None:
         "started": datetime.now(UTC).isoformat(),
         "video": lineage.video,
         "frames": 0,
+        "audio_seconds": 0.0,  # input audio this connection received
+        "turns_heard": [],  # seconds of input audio in each spoken turn it answered
         "session_limit_seconds": lifetime.session_limit(state, setup, lineage.video),
     }
     state.sessions.append(info)

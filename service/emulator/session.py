@@ -205,14 +205,17 @@ class LiveSession:
             if media.kind == "frame":
                 self._on_video_frame()
                 continue
+            self.info["audio_seconds"] += len(media.data) / 32000  # PCM16 at 16 kHz
             loud, turn = self.input.add_audio(media.data)
             if loud:
                 await self._interrupt()  # the caller speaks over the answer: stop it, as the real model does
             if turn is not None:
+                self.info["turns_heard"].append(round(turn.seconds, 2))
                 await self._start_reply(None, turn.seconds, turn.frames)
         if realtime.get("audio_stream_end") or realtime.get("audioStreamEnd"):
             turn = self.input.end_of_stream()
             if turn is not None:
+                self.info["turns_heard"].append(round(turn.seconds, 2))
                 await self._start_reply(None, turn.seconds, turn.frames)
         text = realtime.get("text")
         if isinstance(text, str) and text:

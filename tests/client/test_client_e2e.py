@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.emulator.live_support import jpeg, png
@@ -270,3 +271,139 @@ def test_resumes_after_go_away(tmp_path: Path, redis_url: str) -> None:
     assert summary["resumptions"] == 1
     assert summary["turn_complete"] is True
     assert [s["resumed"] for s in sessions] == [False, True]
+
+
+def tone_wav(path: Path, seconds: float) -> None:
+    """`seconds` of a steady tone, 16 kHz mono PCM16: one long utterance to the emulator (speech by loudness)."""
+    rate = 16_000
+    samples = (round(9000 * math.sin(2 * math.pi * 300 * i / rate)) for i in range(int(seconds * rate)))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+
+
+RESUME_PROFILES = """
+[profiles.noresume]
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
+session_resumption = false
+new_session_ttl = "1s"
+"""
+
+
+def short_lived_setup(
+    tmp: Path, redis_url: str, connection_seconds: str
+) -> tuple[EmulatorProcess, ServiceProcess, str]:
+    """An emulator whose connections last `connection_seconds` (goAway 1 s before) and answers at once (speed
+    0, so a reply is never what a connection cuts), and the service on it with the test profiles."""
+    emu = EmulatorProcess(tmp, "--speed", "0", "--max-connection-seconds", connection_seconds, "--goaway-lead", "1")
+    emu.start()
+    config = write_config(tmp, 'subject = [{ rate = 1000, period = "1m", burst = 1000 }]', extra=RESUME_PROFILES)
+    port = free_port()
+    proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], service_env(emu, redis_url))
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http(url + "/healthz")
+    return emu, proc, url
+
+
+def test_a_long_utterance_goes_on_across_three_reconnections(tmp_path: Path, redis_url: str) -> None:
+    """A 10 s utterance spoken in real time over connections that last 3 s: each connection goes on from where
+    the last one stopped (the input is never sent twice), the client resumes with its newest handle each time,
+    and the one turn the emulator hears at the end is answered. It used to give up after five resumptions."""
+    emu, proc, url = short_lived_setup(tmp_path, redis_url, "3")
+    try:
+        wav_in = tmp_path / "long.wav"
+        tone_wav(wav_in, 10.0)
+        before = emu.mint_count()
+        args = ("--profile", "voice", "--input", str(wav_in), "--realtime", "--check", "--json")
+        res = client(url, *args, ca=emu.ca_file)
+        sessions = emu.sessions()
+        minted = emu.mint_count() - before
+    finally:
+        proc.stop()
+        emu.stop()
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["turn_complete"] is True
+    assert summary["audio_bytes_received"] > 0
+    assert summary["resumptions"] >= 3
+    assert summary["resumptions"] == len(sessions) - 1
+    assert summary["fresh_tokens"] == 0
+    assert [s["resumed"] for s in sessions] == [False] + [True] * (len(sessions) - 1)
+    assert len({s["token"] for s in sessions}) == 1  # one token, one session, many connections
+    assert minted == 1
+    assert abs(sum(s["audio_seconds"] for s in sessions) - 10.0) < 0.1  # nothing sent twice
+    assert abs(summary["audio_seconds_sent"] - 10.0) < 0.1
+    # One turn, heard once, by the last connection: the earlier ones carried the beginning of the utterance.
+    assert [len(s["turns_heard"]) for s in sessions] == [0] * (len(sessions) - 1) + [1]
+
+
+def test_a_new_session_after_the_tokens_window_fetches_a_fresh_token(tmp_path: Path, redis_url: str) -> None:
+    """A profile without session resumption whose tokens open sessions within 1 s: the connection ends after
+    2.5 s, there is no handle to resume with and the token's new-session window has passed, so the client fetches a
+    fresh token from livetoken for the same profile, says so, and goes on in a new session from where the audio
+    was; Google saw two mints and two sessions, one per token."""
+    emu, proc, url = short_lived_setup(tmp_path, redis_url, "2.5")
+    try:
+        wav_in = tmp_path / "utterance.wav"
+        tone_wav(wav_in, 4.0)
+        before = emu.mint_count()
+        res = client(url, "--profile", "noresume", "--input", str(wav_in), "--realtime", "--check", ca=emu.ca_file)
+        sessions = emu.sessions()
+        minted = emu.mint_count() - before
+    finally:
+        proc.stop()
+        emu.stop()
+    assert res.returncode == 0, res.stderr  # --check: a complete turn with audio came back
+    assert minted == 2
+    assert [s["resumed"] for s in sessions] == [False, False]
+    assert len({s["token"] for s in sessions}) == 2
+    assert abs(sum(s["audio_seconds"] for s in sessions) - 4.0) < 0.1
+    lines = res.stderr.splitlines()
+    assert any(
+        "the token can no longer open or resume this session (Unauthenticated: new session window of this ephemeral "
+        "token has passed); fetching a fresh one" in line
+        for line in lines
+    ), res.stderr
+    assert any("a new session, which does not remember the old one" in line for line in lines)
+    assert any("going on with the audio from 2." in line for line in lines)
+
+
+def test_a_token_request_over_the_limit_is_tried_again_after_retry_after(
+    tmp_path: Path, emulator: Any, redis_url: str
+) -> None:
+    """One token per 2 s for a subject: the second run meets `429 rate-limited` with Retry-After, says how long it
+    waits, waits it, and then talks; the service answered 201 twice and 429 once, and Google saw two mints."""
+    config = write_config(tmp_path, 'subject = [{ rate = 1, period = "2s", burst = 1 }]')
+    port = free_port()
+    proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_url))
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_http(url + "/healthz")
+        jwt = make_jwt(sub="patient-caller")
+        before = emulator.mint_count()
+        first = client(url, "--profile", "text", "--text", "hi", "--check", jwt=jwt, ca=emulator.ca_file)
+        started = time.monotonic()
+        second = client(url, "--profile", "text", "--text", "hi again", "--check", jwt=jwt, ca=emulator.ca_file)
+        took = time.monotonic() - started
+        minted = emulator.mint_count() - before
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+    finally:
+        proc.stop()
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    waits = [line for line in second.stderr.splitlines() if "trying again in" in line]
+    assert len(waits) == 1, second.stderr
+    assert "token request refused: HTTP 429 — rate limited" in waits[0]
+    assert waits[0].endswith(("trying again in 1s", "trying again in 2s"))
+    assert took >= 1.0  # it did wait before trying again
+    assert minted == 2
+    answered = {
+        status: f'livetoken_http_requests_total{{method="POST",route="/v1/tokens",status="{status}"}} {count}'
+        for status, count in (("201", 2.0), ("429", 1.0))
+    }
+    assert all(line in metrics for line in answered.values()), [m for m in metrics.splitlines() if "tokens" in m]
