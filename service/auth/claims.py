@@ -26,6 +26,45 @@ _ACCEPTED_TYP = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+j
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+_MISSING = object()
+
+
+def claim_at(claims: Mapping[str, Any], name: str) -> Any:
+    """The claim `name`, or None. A name with dots that is not itself a claim is a path into nested objects:
+    `realm_access.roles` is `claims["realm_access"]["roles"]` (a literal claim wins: Auth0's namespaced claims
+    are URLs full of dots)."""
+    value = claims.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    if "." not in name:
+        return None
+    found: Any = claims
+    for part in name.split("."):
+        if not isinstance(found, Mapping):
+            return None
+        found = found.get(part)
+    return found
+
+
+def holds(claims: Mapping[str, Any], name: str, wanted: str | list[str]) -> bool:
+    """True when the claim (or one of its list items) is `wanted` or one of its values. Only strings and integers
+    can match: an object, list, float or boolean never does (and is never hashed, so no claim shape can make
+    this raise)."""
+    allowed = {wanted} if isinstance(wanted, str) else set(wanted)
+    have = claim_at(claims, name)
+    values = have if isinstance(have, list) else [have]
+    return any(claim_text(value) in allowed for value in values)
+
+
+def claim_text(value: object) -> str | None:
+    """A claim value as configuration compares it: a string, or an integer's digits; else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def check_header(header: Mapping[str, Any]) -> str:
     """The header's `alg`, once every member this service reads has the type RFC 7515 gives it."""
     alg = header.get("alg")
@@ -74,8 +113,8 @@ def check_claims(claims: Mapping[str, Any], cfg: IssuerConfig, audiences: frozen
     """
     now = time.time()
     leeway = float(cfg.leeway)
-    required = ("exp", "iss", "aud", "iat") if cfg.max_token_age is not None else ("exp", "iss", "aud")
-    if any(claims.get(name) is None for name in required):
+    required = ("exp", "iss", "iat") if cfg.max_token_age is not None else ("exp", "iss")
+    if any(claims.get(name) is None for name in required) or claim_at(claims, cfg.audience_claim) is None:
         raise Rejected("missing_claim")
     exp = _numeric_date(claims, "exp")
     nbf = _numeric_date(claims, "nbf")
@@ -88,12 +127,13 @@ def check_claims(claims: Mapping[str, Any], cfg: IssuerConfig, audiences: frozen
         raise Rejected("not_yet_valid")
     if claims["iss"] != cfg.issuer:
         raise Rejected("audience_or_issuer")
-    audience = claims["aud"]
+    audience = claim_at(claims, cfg.audience_claim)
     listed = [audience] if isinstance(audience, str) else audience
     if not isinstance(listed, list) or not all(isinstance(a, str) for a in listed):
         raise Rejected("invalid")
     if audiences.isdisjoint(listed):
         raise Rejected("audience_or_issuer")
+    _check_issuer_rules(claims, cfg)
     for name in ("sub", "jti"):
         if name in claims and not isinstance(claims[name], str):
             raise Rejected("invalid")
@@ -108,9 +148,20 @@ def check_claims(claims: Mapping[str, Any], cfg: IssuerConfig, audiences: frozen
     return valid_until
 
 
+def _check_issuer_rules(claims: Mapping[str, Any], cfg: IssuerConfig) -> None:
+    """The issuer's own rules: the authorized party (`azp`) and the claims every token of it must hold."""
+    if cfg.authorized_parties:
+        azp = claims.get("azp")
+        if not isinstance(azp, str) or azp not in cfg.authorized_parties:
+            raise Rejected("authorized_party")
+    for name, wanted in cfg.require_claims.items():
+        if not holds(claims, name, wanted):
+            raise Rejected("required_claim")
+
+
 def identity(claims: Mapping[str, Any], cfg: IssuerConfig) -> CallerIdentity:
     """The caller named by the issuer's configured subject, tenant and scopes claims."""
-    subject = claims.get(cfg.subject_claim)
+    subject = claim_at(claims, cfg.subject_claim)
     if (
         not isinstance(subject, str)
         or not subject.strip()
@@ -120,14 +171,14 @@ def identity(claims: Mapping[str, Any], cfg: IssuerConfig) -> CallerIdentity:
         raise Rejected("subject")
     tenant: str | None = None
     if cfg.tenant_claim is not None:
-        raw_tenant = claims.get(cfg.tenant_claim)
+        raw_tenant = claim_at(claims, cfg.tenant_claim)
         if raw_tenant is not None:
             if isinstance(raw_tenant, bool) or not isinstance(raw_tenant, str | int):
                 raise Rejected("tenant")
             tenant = str(raw_tenant)
             if len(tenant) > MAX_CLAIM_CHARS or _CONTROL.search(tenant) is not None:
                 raise Rejected("tenant")  # refused, not cut short: two long tenants must not share a budget
-    raw_scopes = claims.get(cfg.scopes_claim)
+    raw_scopes = claim_at(claims, cfg.scopes_claim)
     if isinstance(raw_scopes, str):
         scopes = frozenset(raw_scopes.split())
     elif isinstance(raw_scopes, list) and all(isinstance(s, str) for s in raw_scopes):

@@ -14,6 +14,7 @@ from typing import Literal
 import httpx
 from jwt import PyJWK
 
+from service.auth.discovery import parse_discovery
 from service.auth.jwk_set import ROUTINE_SKIPS, JWKSContents, JWKSRejected, parse_jwks
 from service.logging import get_logger
 from service.metrics import Metrics
@@ -28,7 +29,7 @@ class JWKSCache:
 
     def __init__(
         self,
-        url: str,
+        url: str | None,
         http: httpx.AsyncClient,
         algorithms: frozenset[str],
         *,
@@ -38,8 +39,12 @@ class JWKSCache:
         max_stale: float,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        discovery_issuer: str | None = None,
     ) -> None:
+        # With discovery, `url` is the jwks_uri the issuer's discovery document named last (None before the first
+        # good one); each refresh reads the document again first.
         self.url = url
+        self._issuer = discovery_issuer
         self._http = http
         self._algorithms = algorithms
         self._ttl = cache_ttl
@@ -99,8 +104,16 @@ class JWKSCache:
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
+        if self._issuer is not None:
+            failure = await self._discover(self._issuer)
+            if self.url is None:  # nothing discovered yet: the refresh failed
+                self._refresh_failed(failure or "no_jwks_uri")
+                return
+        url = self.url
+        if url is None:  # pragma: no cover - a cache without discovery is built with its url
+            return
         try:
-            contents = parse_jwks(await self._download(), self._algorithms)
+            contents = parse_jwks(await self._download(url), self._algorithms)
         except Exception as exc:  # the IdP is outside: any failure is a failed refresh, never a 500
             self._refresh_failed(exc.reason if isinstance(exc, JWKSRejected) else type(exc).__name__)
             return
@@ -114,9 +127,34 @@ class JWKSCache:
         self._metrics.jwks_refreshes.labels(outcome="ok").inc()
         log.info("jwks_refreshed", url=self.url, keys=len(contents.keys), skipped=len(contents.skipped))
 
-    async def _download(self) -> bytes:
+    async def _discover(self, issuer: str) -> str | None:
+        """Read the issuer's discovery document and take its jwks_uri. On a failure keep the last one (stale
+        serving, as for the keys): logged, counted as a failed refresh when there was one to keep, and returned."""
+        where = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            document = parse_discovery(await self._download(where), issuer, self._algorithms)
+        except Exception as exc:  # the IdP is outside: any failure is a failed refresh, never a 500
+            reason = exc.reason if isinstance(exc, JWKSRejected) else type(exc).__name__
+            log.warning("oidc_discovery_failed", issuer=issuer, reason=reason, jwks_uri=self.url)
+            if self.url is not None:
+                self._last_failed = True
+                self._metrics.jwks_refreshes.labels(outcome="error").inc()
+            return reason
+        if document.jwks_uri != self.url:
+            log.info("oidc_discovered", issuer=issuer, jwks_uri=document.jwks_uri)
+        if document.disjoint_algorithms:
+            log.warning(
+                "oidc_algorithms_disjoint",
+                issuer=issuer,
+                configured=sorted(self._algorithms),
+                advertised=document.advertised,
+            )
+        self.url = document.jwks_uri
+        return None
+
+    async def _download(self, url: str) -> bytes:
         async with asyncio.timeout(self._timeout):
-            async with self._http.stream("GET", self.url, headers={"Accept": "application/json"}) as resp:
+            async with self._http.stream("GET", url, headers={"Accept": "application/json"}) as resp:
                 if resp.status_code != 200:
                     raise JWKSRejected(f"http_{resp.status_code // 100}xx")
                 body = bytearray()

@@ -113,7 +113,7 @@ class _Issuer:
                 raise ConfigError(
                     f"issuer {cfg.issuer!r}: public_key_file {cfg.public_key_file!r} is not a readable PEM public key"
                 ) from None
-        elif cfg.jwks_url is None:
+        elif cfg.jwks_url is None and not cfg.discovery:
             raise ConfigError(f"issuer {cfg.issuer!r}: no key source")
         else:
             self.jwks = JWKSCache(
@@ -125,6 +125,7 @@ class _Issuer:
                 timeout=float(cfg.jwks_timeout),
                 max_stale=float(cfg.jwks_max_stale),
                 metrics=metrics,
+                discovery_issuer=cfg.issuer if cfg.discovery else None,
             )
 
     async def key_for(self, header: Mapping[str, Any], alg: str) -> Any:

@@ -107,3 +107,25 @@ def _ipv6_port(hostport: str) -> str | None:
     if after and not after.startswith(":"):
         raise ValueError(f"host {hostport!r} has text after its closing ']'")
     return after[1:] if after else None
+
+
+def discovery_url_problem(url: str) -> str | None:
+    """Why `url` may not be fetched for OpenID Connect discovery or keys (an issuer, a `jwks_uri`), or None:
+    it must be https, or http on a loopback address (a provider on this host, as in tests)."""
+    try:
+        check_http_url(url)
+    except ValueError as exc:
+        return str(exc)
+    scheme, authority, _ = _split(url)
+    if scheme == "https":
+        return None
+    host = authority.rpartition("@")[2]
+    host = host[1 : host.index("]")] if host.startswith("[") else host.rpartition(":")[0] or host
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return "plain http only on a loopback address"

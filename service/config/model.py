@@ -89,7 +89,8 @@ class LimitsConfig(_Strict, frozen=True):
 
 
 class IssuerConfig(_Strict, frozen=True):
-    """`[[issuers]]`: one trusted JWT issuer; exactly one of `jwks_url`, `public_key_file`, `hs256_secret_env`."""
+    """`[[issuers]]`: one trusted JWT issuer; exactly one key source of `discovery`, `jwks_url`,
+    `public_key_file`, `hs256_secret_env`."""
 
     issuer: NonEmpty
     """The `iss` claim, exactly as the issuer writes it. Required."""
@@ -97,6 +98,10 @@ class IssuerConfig(_Strict, frozen=True):
     """Accepted `aud` values (a token must carry one). Required, at least one."""
     algorithms: Annotated[list[Literal[HsAlgorithm, AsymmetricAlgorithm]], msgspec.Meta(min_length=1)]
     """Signature algorithms accepted; HS ones only with `hs256_secret_env`, never mixed. Required."""
+    discovery: bool = False
+    """Key source: OpenID Connect discovery. `<issuer>/.well-known/openid-configuration` is fetched with the
+    JWKS (same cooldown, timeout and stale serving); its `issuer` must equal this one exactly and its `jwks_uri`
+    be https (http only on a loopback address). The issuer must then be an https URL (http only on loopback)."""
     jwks_url: Annotated[str, HttpUrl()] | None = None
     """Key source: the issuer's JWKS endpoint, an http(s) URL."""
     public_key_file: str | None = None
@@ -108,12 +113,23 @@ class IssuerConfig(_Strict, frozen=True):
     """Clock skew allowed on `exp`, `nbf` and `iat`; at most 300s; default 30s."""
     max_token_age: Duration | None = None
     """Refuse tokens whose `iat` is older than this (and tokens without `iat`); default no limit."""
+    audience_claim: NonEmpty = "aud"
+    """The claim checked against `audiences` (a string or a list of strings): `client_id` for Amazon Cognito
+    access tokens, which carry no `aud`; default `aud`."""
+    authorized_parties: list[NonEmpty] = msgspec.field(default_factory=list)
+    """When set, a token must carry an `azp` claim (the client it was issued to: Clerk's origin, an OIDC ID
+    token's client) that is one of these; default no check."""
+    require_claims: dict[str, str | list[str]] = msgspec.field(default_factory=dict)
+    """Claims every token of this issuer must hold, name (or dotted path) → the value or one of the values,
+    e.g. `{ token_use = "access" }` for Cognito; default none."""
     subject_claim: NonEmpty = "sub"
-    """The claim naming the caller; default `sub`."""
+    """The claim naming the caller (a dotted path reaches into an object); default `sub`."""
     tenant_claim: str | None = None
-    """The claim naming the caller's tenant (for tenant limits and budgets); default none."""
+    """The claim naming the caller's tenant (for tenant limits and budgets; a dotted path reaches into an
+    object); default none."""
     scopes_claim: str = "scope"
-    """The claim carrying scopes, a space-separated string or a list; default `scope`."""
+    """The claim carrying scopes, a space-separated string or a list; a dotted path reaches into an object
+    (Keycloak's `realm_access.roles`); default `scope`."""
     jwks_cache_ttl: Duration = Duration(600)
     """How long fetched JWKS keys are trusted before a refetch; default 10m."""
     jwks_refresh_cooldown: Duration = Duration(30)
@@ -159,7 +175,8 @@ class RequireRule(_Strict, frozen=True):
     scopes: list[NonEmpty] = msgspec.field(default_factory=list)
     """Scopes the caller must hold, each in `scopes_claim`; default none."""
     claims: dict[str, str | list[str]] = msgspec.field(default_factory=dict)
-    """Claim name → the value (or one of the values) it must have; default none."""
+    """Claim name (or dotted path, `realm_access.roles`) → the value (or one of the values) it must have; a
+    literal claim of that name wins over the path; default none."""
 
 
 class ProfileConfig(_Strict, frozen=True):

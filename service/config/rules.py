@@ -5,10 +5,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.config.duration import format_seconds
+from service.config.endpoints import discovery_url_problem
 from service.config.errors import ConfigError
 from service.config.model import HS_ALGORITHMS, BudgetConfig, FileConfig, IssuerConfig, ProfileConfig, RequireRule
 
-_KEY_SOURCES = ("jwks_url", "public_key_file", "hs256_secret_env")
+_KEY_SOURCES = ("discovery", "jwks_url", "public_key_file", "hs256_secret_env")
 
 
 def check_rules(cfg: FileConfig) -> None:
@@ -49,7 +50,7 @@ def _check_budget(budget: BudgetConfig, key: str, cfg: FileConfig) -> None:
 
 
 def _check_issuer(issuer: IssuerConfig, key: str) -> None:
-    sources = [name for name in _KEY_SOURCES if getattr(issuer, name) is not None]
+    sources = [name for name in _KEY_SOURCES if getattr(issuer, name) not in (None, False)]
     if len(sources) != 1:
         raise ConfigError(
             f"{key}: set exactly one key source of {', '.join(_KEY_SOURCES)}"
@@ -60,6 +61,13 @@ def _check_issuer(issuer: IssuerConfig, key: str) -> None:
         raise ConfigError(f"{key}.algorithms: an hs256_secret_env issuer may only allow HS256/HS384/HS512")
     if issuer.hs256_secret_env is None and algorithms & HS_ALGORITHMS:
         raise ConfigError(f"{key}.algorithms: HS algorithms need hs256_secret_env; never mix them with public keys")
+    if issuer.discovery:
+        problem = discovery_url_problem(issuer.issuer)
+        if problem is not None:
+            raise ConfigError(f"{key}.issuer: discovery needs the issuer as an https URL ({problem})")
+    for claim, want in issuer.require_claims.items():
+        if not claim or want in ("", []):
+            raise ConfigError(f"{key}.require_claims.{claim}: names no value")
 
 
 def _check_profile(profile: ProfileConfig, key: str) -> None:
