@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench soak openapi clean redis-server browser-deps demo
+.PHONY: run test test-lowest lint typecheck check bench soak openapi clean redis-server browser-deps demo
 
 # Create the virtualenv and install the package with its dev tools, pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
@@ -25,9 +25,34 @@ run: $(STAMP)
 browser-deps:
 	@scripts/ensure-browser-deps
 
-# The whole suite: style and types first (cheap), then every test.
+# The whole suite: style and types first (cheap), then every test, then the seam tests at the lowest versions.
 test: $(STAMP) redis-server browser-deps lint typecheck
 	$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-lowest
+
+# A second venv with every runtime dependency at the lowest version pyproject.toml allows (requirements-min.txt,
+# made by scripts/requirements_min.py with uv's lowest-direct resolution; the test tools stay as locked).
+LOWEST       := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
+# The tests of what livetoken uses below a library's public API or relies on the wire behaviour of: google-genai's
+# converters and REST transport, uvicorn's HTTP protocol, redis-py's connection and hiredis' packer, PyJWT and
+# cryptography, httpx, and litestar's routes on the way (about 90 s).
+LOWEST_TESTS := tests/test_dependencies.py tests/upstream tests/hardening/test_head_holding.py \
+                tests/hardening/test_connection_bounds.py tests/ratelimit tests/auth
+
+$(LOWEST_STAMP): requirements-min.txt pyproject.toml requirements.lock scripts/requirements_min.py | $(STAMP)
+	@$(PY) scripts/requirements_min.py --check
+	@echo "==> installing the lowest allowed versions (requirements-min.txt) into $(LOWEST)"
+	@rm -rf $(LOWEST)
+	@$(VENV)/bin/uv venv --quiet --python $(PY) $(LOWEST)
+	@$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(LOWEST)/bin/python requirements-min.txt
+	@$(VENV)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --no-deps -e .
+	@touch $@
+
+# The seam tests with the lowest allowed versions (part of `make test`).
+test-lowest: $(LOWEST_STAMP) redis-server
+	LIVETOKEN_REDIS_SERVER="$${LIVETOKEN_REDIS_SERVER:-$$($(PY) -c 'from tests.support.redis_proc import find_redis_server as f; print(f())')}" \
+	  $(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_TESTS)
 
 # The browser example built and served same-origin by dev mode; open the /demo/ URL it prints.
 demo: $(STAMP)
@@ -54,4 +79,4 @@ openapi: $(STAMP)
 	$(VENV)/bin/livetoken openapi > openapi.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .livetoken examples/browser/node_modules examples/browser/dist
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache .livetoken examples/browser/node_modules examples/browser/dist
