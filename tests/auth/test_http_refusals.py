@@ -7,10 +7,12 @@ tests/auth (HS256 secret, RS256 PEM file, ES256 and EdDSA from a real JWKS endpo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -45,6 +47,10 @@ def _issuers_toml(tmp_path: Path, keys: Keys, jwks_url: str) -> str:
         f'\n[[issuers]]\nissuer = "https://rs.test/"\nalgorithms = ["RS256"]\npublic_key_file = "{pem}"\n{common}'
         f'\n[[issuers]]\nissuer = "https://es.test/"\nalgorithms = ["ES256"]\n{jwks}{common}'
         f'\n[[issuers]]\nissuer = "https://ed.test/"\nalgorithms = ["EdDSA"]\ntenant_claim = "org"\n{jwks}{common}'
+        # The provider-shaped rules (README recipes): audience in client_id, an azp, a claim every token holds.
+        f'\n[[issuers]]\nissuer = "https://rules.test/"\nalgorithms = ["ES256"]\n{jwks}'
+        'audiences = ["app-client"]\naudience_claim = "client_id"\nauthorized_parties = ["web"]\n'
+        'require_claims = { token_use = "access" }\nscopes_claim = "realm_access.roles"\n'
     )
 
 
@@ -125,3 +131,33 @@ async def test_good_tokens_of_every_issuer_are_served(client: AsyncTestClient[An
     resp = await client.get("/v1/profiles", headers={"Authorization": f"Bearer {sign(keys, kind, org='acme')}"})
     assert resp.status_code == 200, resp.text
     assert {p["name"] for p in resp.json()["profiles"]} >= {"voice", "text"}
+
+
+def _rules_token(keys: Keys, **over: Any) -> bytes:
+    now = int(time.time())
+    claims = {"iss": "https://rules.test/", "sub": "ada", "exp": now + 300, "iat": now, "client_id": "app-client"}
+    claims |= {"azp": "web", "token_use": "access", "realm_access": {"roles": ["live-voice"]}}
+    claims = {k: v for k, v in (claims | over).items() if v is not None}
+    return ("Bearer " + jwt.encode(claims, keys.ec, algorithm="ES256", headers={"kid": "es-1"})).encode()
+
+
+async def test_the_issuer_rules_refuse_with_the_same_401(client: AsyncTestClient[Any], keys: Keys) -> None:
+    """audience_claim, authorized_parties and require_claims refusals are the same bytes as every other refusal
+    (nothing says which rule); the token that meets them all is served, its roles read from a dotted path."""
+    reference = _answer(await _send(client, "POST", "/v1/tokens", b"Bearer x.y.z"))
+    near_misses = {
+        "audience in aud, not client_id": {"client_id": None, "aud": "app-client"},
+        "another client": {"client_id": "other-client"},
+        "no azp": {"azp": None},
+        "another azp": {"azp": "admin-cli"},
+        "an ID token": {"token_use": "id"},
+        "token_use missing": {"token_use": None},
+    }
+    for case, over in near_misses.items():
+        assert _answer(await _send(client, "POST", "/v1/tokens", _rules_token(keys, **over))) == reference, case
+    good = await client.get("/v1/profiles", headers={"Authorization": _rules_token(keys).decode()})
+    assert good.status_code == 200, good.text
+    metrics = (await client.get("/metrics")).text
+    for check, count in (("audience_or_issuer", 1.0), ("missing_claim", 1.0), ("authorized_party", 2.0)):
+        assert f'livetoken_jwt_rejections_total{{check="{check}"}} {count}' in metrics, check
+    assert 'livetoken_jwt_rejections_total{check="required_claim"} 2.0' in metrics
