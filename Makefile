@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-lowest lint typecheck check bench soak openapi clean redis-server browser-deps demo
+.PHONY: run test test-lowest lint typecheck check bench soak openapi clean redis-server browser-deps oidc-provider demo
 
 # Create the virtualenv and install the package with its dev tools, pinned by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
@@ -21,12 +21,16 @@ redis-server: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/livetoken serve
 
+# A real OpenID provider for the identity tests: panva's oidc-provider (npm ci in tests/oidc).
+oidc-provider:
+	@scripts/ensure-oidc-provider
+
 # The browser example's tests: Debian's chromium and certutil (apt-get, as root), npm ci, a current build.
 browser-deps:
 	@scripts/ensure-browser-deps
 
 # The whole suite: style and types first (cheap), then every test, then the seam tests at the lowest versions.
-test: $(STAMP) redis-server browser-deps lint typecheck
+test: $(STAMP) redis-server browser-deps oidc-provider lint typecheck
 	$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-lowest
 
@@ -50,7 +54,7 @@ $(LOWEST_STAMP): requirements-min.txt pyproject.toml requirements.lock scripts/r
 	@touch $@
 
 # The seam tests with the lowest allowed versions (part of `make test`).
-test-lowest: $(LOWEST_STAMP) redis-server
+test-lowest: $(LOWEST_STAMP) redis-server oidc-provider
 	LIVETOKEN_REDIS_SERVER="$${LIVETOKEN_REDIS_SERVER:-$$($(PY) -c 'from tests.support.redis_proc import find_redis_server as f; print(f())')}" \
 	  $(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_TESTS)
 
