@@ -145,7 +145,7 @@ async def test_the_issuer_rules_refuse_with_the_same_401(client: AsyncTestClient
     """audience_claim, authorized_parties and require_claims refusals are the same bytes as every other refusal
     (nothing says which rule); the token that meets them all is served, its roles read from a dotted path."""
     reference = _answer(await _send(client, "POST", "/v1/tokens", b"Bearer x.y.z"))
-    near_misses = {
+    near_misses: dict[str, dict[str, Any]] = {
         "audience in aud, not client_id": {"client_id": None, "aud": "app-client"},
         "another client": {"client_id": "other-client"},
         "no azp": {"azp": None},
