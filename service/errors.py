@@ -62,6 +62,18 @@ class InvalidToken(LivetokenError):
         super().__init__(None, headers={"WWW-Authenticate": 'Bearer realm="livetoken", error="invalid_token"'})
 
 
+class AppCheckInvalid(LivetokenError):
+    """A profile that requires Firebase App Check got no valid `X-Firebase-AppCheck` token. One generic message:
+    never which check failed."""
+
+    status, slug, title = 401, "app-check-invalid", "App Check token missing or invalid"
+    default_detail = "This profile needs a valid Firebase App Check token in X-Firebase-AppCheck."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.internal_reason = detail or "invalid"
+        super().__init__(None, headers={"WWW-Authenticate": 'AppCheck realm="livetoken"'})
+
+
 class ProfileForbidden(LivetokenError):
     status, slug, title = 403, "profile-forbidden", "Profile not allowed"
     default_detail = "Your credentials do not allow this profile."

@@ -142,6 +142,12 @@ class Metrics:
             ["check"],
             registry=r,
         )
+        self.app_check_rejections = LoopCounter(
+            "livetoken_app_check_rejections",
+            "Firebase App Check tokens refused, by internal check (never shown to clients).",
+            ["check"],
+            registry=r,
+        )
         self.budget_units = LoopCounter(
             "livetoken_budget_units_spent",
             "Budget cost units spent by issued tokens, by budget layer and profile.",

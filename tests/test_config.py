@@ -229,6 +229,32 @@ READABLE_MESSAGES = [
         BASE + "[server]\nmax_in_flight = 0\n", "server.max_in_flight: must be at least 1", id="in-flight-bound"
     ),
     pytest.param(
+        BASE + '[server]\nqueue_timeout = "31s"\n',
+        "server.queue_timeout: must be at most 30s",
+        id="queue-timeout-bound",
+    ),
+    pytest.param(
+        BASE + "require_app_check = true\n",
+        "profiles.voice.require_app_check: needs an [app_check] section with your Firebase project_number",
+        id="app-check-unconfigured",
+    ),
+    pytest.param(
+        BASE + "anonymous = true\n",
+        "profiles.voice.anonymous: anonymous callers are let in on App Check alone; set require_app_check",
+        id="anonymous-without-app-check",
+    ),
+    pytest.param(
+        BASE + 'anonymous = true\nrequire_app_check = true\nrequire = { scopes = ["a"] }\n[app_check]\n'
+        'project_number = "42"\n',
+        "profiles.voice.require: anonymous callers hold no scopes or claims; drop require or anonymous",
+        id="anonymous-with-require",
+    ),
+    pytest.param(
+        BASE + '[app_check]\nproject_number = "my-project"\n',
+        "app_check.project_number: your Firebase project's number (digits, in its Project settings), not its id",
+        id="app-check-project-number",
+    ),
+    pytest.param(
         BASE + "[upstream]\nwarm_connections = 1001\n",
         "upstream.warm_connections: must be at most 1000",
         id="warm-connections-bound",

@@ -63,6 +63,6 @@ def test_contract_documents_every_route_status_and_header() -> None:
     assert {"RateLimit", "RateLimit-Policy", "Cache-Control"} <= set(post["responses"]["201"]["headers"])
     assert {"RateLimit", "Retry-After"} <= set(post["responses"]["429"]["headers"])
     assert "WWW-Authenticate" in post["responses"]["401"]["headers"]
-    assert [p["name"] for p in post["parameters"]] == ["Idempotency-Key"]
+    assert [p["name"] for p in post["parameters"]] == ["Idempotency-Key", "X-Firebase-AppCheck"]
     for status in ("400", "401", "429", "503"):
         assert "application/problem+json" in post["responses"][status]["content"]

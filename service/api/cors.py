@@ -15,7 +15,7 @@ from service.errors import LivetokenError, MalformedRequest, OriginNotAllowed
 from service.metrics import Metrics
 
 ALLOW_METHODS = ("GET", "POST")
-ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "x-request-id")
+ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "x-firebase-appcheck", "x-request-id")
 EXPOSE_HEADERS = b"RateLimit, RateLimit-Policy, Retry-After, X-Request-ID, Idempotent-Replayed"
 PREFLIGHT_MAX_AGE = b"600"
 # Dev mode's own origins: any port on the loopback names a frontend developer's dev server uses.

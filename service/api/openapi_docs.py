@@ -20,7 +20,10 @@ from service.issuing import TokenRequest, TokenResponse
 
 _PROBLEMS = {
     400: "Malformed body, unknown field, wrong type, bad Idempotency-Key.",
-    401: "Missing or invalid JWT (one generic answer, never which check failed).",
+    401: (
+        "Missing or invalid JWT (`invalid-token`), or, for a profile with `require_app_check`, a missing or invalid "
+        "Firebase App Check token (`app-check-invalid`): one generic answer each, never which check failed."
+    ),
     403: "The caller's claims do not allow this profile or override.",
     404: "Unknown profile.",
     409: "A request with this Idempotency-Key is still in progress.",
@@ -57,7 +60,10 @@ RATELIMIT_HEADERS = {
 RETRY_AFTER = {"Retry-After": Header(schema=_INT, required=True, description="Seconds to wait before retrying.")}
 WWW_AUTHENTICATE = {
     "WWW-Authenticate": Header(
-        schema=_STR, required=True, description='`Bearer realm="livetoken", error="invalid_token"`.'
+        schema=_STR,
+        required=True,
+        description='`Bearer realm="livetoken", error="invalid_token"`; for `app-check-invalid`, '
+        '`AppCheck realm="livetoken"`.',
     )
 }
 CACHE_CONTROL = {
@@ -72,6 +78,18 @@ IDEMPOTENCY_KEY = OpenAPIParameter(
     required=False,
     description="Retry-safe key: the same caller and key get the same token back, minted once.",
     schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern="^[\\x21-\\x7e]+$"),
+)
+
+
+APP_CHECK = OpenAPIParameter(
+    name="X-Firebase-AppCheck",
+    param_in="header",
+    required=False,
+    description=(
+        "A Firebase App Check token: required by profiles with `require_app_check`; alone (no Authorization) it "
+        "admits anonymous callers to profiles marked `anonymous`."
+    ),
+    schema=Schema(type=OpenAPIType.STRING, max_length=4096),
 )
 
 
@@ -93,7 +111,7 @@ class TokenOperation(Operation):
     """POST /v1/tokens: security and the headers of each answer."""
 
     def __post_init__(self) -> None:
-        self.parameters = [IDEMPOTENCY_KEY]  # read by hand in the route, so declared here
+        self.parameters = [IDEMPOTENCY_KEY, APP_CHECK]  # read by hand in the route, so declared here
         if self.request_body is not None:
             self.request_body.description = "Which profile to mint a token for."
         _security(self)

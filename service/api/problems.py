@@ -85,10 +85,10 @@ def log_refusal(exc: errors.LivetokenError) -> None:
     401 and 429 are what a flood looks like: they are counted in metrics and logged at debug only, so an
     attacker cannot turn cheap requests into expensive log lines.
     """
-    if isinstance(exc, errors.InvalidToken | errors.RateLimited):
+    if isinstance(exc, errors.InvalidToken | errors.AppCheckInvalid | errors.RateLimited):
         if not log.is_enabled_for(logging.DEBUG):  # the default: a flood's refusals cost no log call at all
             return
-        if isinstance(exc, errors.InvalidToken):
+        if isinstance(exc, errors.InvalidToken | errors.AppCheckInvalid):
             log.debug("request_rejected", outcome="rejected", reason=exc.slug, check=exc.internal_reason)
         else:
             log.debug("request_rejected", outcome="rejected", reason=exc.slug, status=exc.status)

@@ -20,7 +20,10 @@ from litestar.types import Receive, Scope, Send
 
 from service.api.problems import log_refusal, log_unexpected, render_problem
 from service.api.schemas import PROBLEM_MEDIA_TYPE
+from service.auth.identity import anonymous_caller
 from service.errors import (
+    AppCheckInvalid,
+    InvalidToken,
     LivetokenError,
     MalformedRequest,
     MethodNotAllowed,
@@ -131,8 +134,15 @@ def decode_token_request(raw: bytes) -> TokenRequest:
 async def answer_token_request(rt: Runtime, header: Callable[[str], str | None], receive: Receive) -> IssueResult:
     """Authenticate, then judge the rest of the request, then run the issuing flow; refusals raise."""
     gen = rt.current  # this configuration to the end of the request, whatever a reload does meanwhile
+    authorization = header("authorization")
+    app_check_token = header("x-firebase-appcheck")
+    # No user JWT but an App Check token: an anonymous caller, let in only by a profile that says so (below).
+    anonymous = authorization is None and app_check_token is not None and gen.app_check is not None
     with rt.tracing.span("livetoken.authenticate") as span:
-        caller = await gen.verifier.verify(header("authorization"))
+        if anonymous and gen.app_check is not None:
+            caller = anonymous_caller(await gen.app_check.verify(app_check_token))
+        else:
+            caller = await gen.verifier.verify(authorization)
         if span.is_recording():  # the caller as the logs' fingerprint, never the subject itself
             span.set_attribute("livetoken.subject_fingerprint", fingerprint(caller.subject))
     bind_request(subject=caller.subject, tenant=caller.tenant)
@@ -143,6 +153,14 @@ async def answer_token_request(rt: Runtime, header: Callable[[str], str | None],
     server = gen.settings.file.server
     raw = await read_json_body(header, receive, server.max_body_bytes, float(server.request_timeout))
     body = decode_token_request(raw)
+    profile = gen.settings.profiles.get(body.profile)  # an unknown one is the flow's 404
+    if profile is not None:
+        if anonymous and not profile.anonymous:
+            raise InvalidToken("anonymous")  # this profile wants a signed-in user
+        if profile.require_app_check and not anonymous:
+            if gen.app_check is None:  # pragma: no cover - the configuration rules require [app_check]
+                raise AppCheckInvalid("not_configured")
+            await gen.app_check.verify(app_check_token)
     # What a repeated Idempotency-Key must match; without one, nothing is compared.
     request_hash = "" if idempotency_key is None else hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:32]
     result = await gen.issuer.issue(caller, body, idempotency_key, request_hash)

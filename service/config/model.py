@@ -86,6 +86,12 @@ class LimitsConfig(_Strict, frozen=True):
     """`LIVETOKEN_REDIS_URL` names a node of a Redis Cluster; default false."""
     key_prefix: str = "livetoken"
     """Prefix of every Redis key; default `livetoken`."""
+    anonymous: Annotated[list[LimitRule], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: [LimitRule(rate=30, period=Duration(60), burst=10)]
+    )
+    """Rules for anonymous callers of an `anonymous` profile (no user JWT, only Firebase App Check), in place of
+    `subject`, counted per app (the App Check token's `sub`): every anonymous caller of one app shares them;
+    default 30 per minute, bursts of 10."""
 
 
 class IssuerConfig(_Strict, frozen=True):
@@ -236,6 +242,12 @@ class ProfileConfig(_Strict, frozen=True):
     """Claims the caller must hold; default anyone the issuers trust."""
     limits: list[LimitRule] = msgspec.field(default_factory=list)
     """Extra per-subject rules for this profile; default none."""
+    require_app_check: bool = False
+    """Callers must also send a valid Firebase App Check token (`X-Firebase-AppCheck`), the proof that the
+    request comes from your real app (`[app_check]`); default false."""
+    anonymous: bool = False
+    """Callers may come without a user JWT, on App Check alone (needs `require_app_check`; limited by
+    `limits.anonymous` per app); default false."""
     cost: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
     """Budget units one token of this profile spends (`[[budgets]]`); default its `session_ttl` in whole
     minutes (15 for a 15-minute audio token), so budgets count session minutes."""
@@ -344,6 +356,28 @@ class UpstreamConfig(_Strict, frozen=True):
     keys of `LIVETOKEN_GEMINI_API_KEY_FILE`; default 5m."""
 
 
+class AppCheckConfig(_Strict, frozen=True):
+    """`[app_check]`: how Firebase App Check tokens are verified (RS256, App Check's JWKS, `iss`
+    `https://firebaseappcheck.googleapis.com/<project_number>`, `aud` containing `projects/<project_number>`)."""
+
+    project_number: NonEmpty
+    """Your Firebase project's number (Project settings; not its id). Required."""
+    app_ids: list[NonEmpty] = msgspec.field(default_factory=list)
+    """The App Check `sub` values (Firebase app ids, `1:…:web:…`) accepted; default every app of the project."""
+    jwks_url: Annotated[str, HttpUrl()] = "https://firebaseappcheck.googleapis.com/v1/jwks"
+    """Where App Check's public keys are; default Google's."""
+    leeway: Annotated[Duration, Within(le=300)] = Duration(30)
+    """Clock skew allowed on `exp` and `iat`; default 30s."""
+    jwks_cache_ttl: Duration = Duration(21600)
+    """How long fetched keys are trusted before a refetch; default 6h (as Firebase's Admin SDKs)."""
+    jwks_refresh_cooldown: Duration = Duration(30)
+    """An unknown `kid` refetches the keys at most once per this; default 30s."""
+    jwks_timeout: Duration = Duration(2)
+    """Bound on one key fetch; default 2s."""
+    jwks_max_stale: Duration = Duration(86400)
+    """While the key endpoint is down, cached keys keep serving up to this age; default 24h."""
+
+
 class FileConfig(_Strict, frozen=True):
     """The whole TOML document."""
 
@@ -361,6 +395,8 @@ class FileConfig(_Strict, frozen=True):
     """`[[budgets]]`: spend quotas in cost units per subject or tenant and period; default none."""
     admin: AdminConfig | None = None
     """`[admin]`: who may block callers over HTTP; default nobody (the CLI still can)."""
+    app_check: AppCheckConfig | None = None
+    """`[app_check]`: Firebase App Check verification, for profiles with `require_app_check`; default none."""
     strict_models: bool = False
     """A profile whose model the catalogue (`livetoken models`) does not know is an error instead of a
     warning; default false (models arrive faster than releases)."""

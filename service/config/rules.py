@@ -22,6 +22,10 @@ def check_rules(cfg: FileConfig) -> None:
         seen.add(issuer.issuer)
     for name, profile in cfg.profiles.items():
         _check_profile(profile, f"profiles.{name}")
+        if profile.require_app_check and cfg.app_check is None:
+            raise ConfigError(
+                f"profiles.{name}.require_app_check: needs an [app_check] section with your Firebase project_number"
+            )
     for i, budget in enumerate(cfg.budgets):
         _check_budget(budget, f"budgets[{i}]", cfg)
     if cfg.admin is not None:
@@ -30,6 +34,12 @@ def check_rules(cfg: FileConfig) -> None:
         for j, name in enumerate(cfg.admin.issuers):
             if name not in known:
                 raise ConfigError(f"admin.issuers[{j}]: {name!r} is not one of [[issuers]]")
+    if cfg.app_check is not None and not (
+        cfg.app_check.project_number.isascii() and cfg.app_check.project_number.isdigit()
+    ):
+        raise ConfigError(
+            "app_check.project_number: your Firebase project's number (digits, in its Project settings), not its id"
+        )
     if cfg.upstream.deadline < cfg.upstream.attempt_timeout:
         raise ConfigError("upstream.deadline: must be at least upstream.attempt_timeout")
 
@@ -100,6 +110,10 @@ def _check_profile(profile: ProfileConfig, key: str) -> None:
         raise ConfigError(f"{key}.tools: function names must be unique")
     if profile.require is not None:
         _check_require(profile.require, f"{key}.require")
+    if profile.anonymous and not profile.require_app_check:
+        raise ConfigError(f"{key}.anonymous: anonymous callers are let in on App Check alone; set require_app_check")
+    if profile.anonymous and profile.require is not None:
+        raise ConfigError(f"{key}.require: anonymous callers hold no scopes or claims; drop require or anonymous")
 
 
 def _check_require(rule: RequireRule, key: str) -> None:

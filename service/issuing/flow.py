@@ -13,6 +13,7 @@ from typing import NoReturn
 import msgspec
 
 from service.auth import CallerIdentity, may_use
+from service.auth.identity import is_anonymous
 from service.catalogue import catalogue, today
 from service.config import BudgetConfig, ProfileConfig, Settings
 from service.errors import BudgetExhausted, CallerBlocked, ProfileForbidden, ProfileNotFound, RateLimited
@@ -258,7 +259,9 @@ class TokenIssuer:
         """The rate rules and budgets a token of `profile_name` is checked against (for GET /v1/usage with no
         profile: every rule and budget of the caller, each at cost 0)."""
         limits = profile.limits if profile is not None else []
-        checks = checks_for(self._limits, profile_name or "", limits, caller.caller_key, caller.tenant)
+        checks = checks_for(
+            self._limits, profile_name or "", limits, caller.caller_key, caller.tenant, is_anonymous(caller)
+        )
         cost = profile.effective_cost if profile is not None else 0
         return checks + budget_checks(
             self._budgets,

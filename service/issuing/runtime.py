@@ -12,6 +12,7 @@ import httpx
 import msgspec
 
 from service.auth import JWTVerifier
+from service.auth.app_check import AppCheckVerifier
 from service.auth.egress import EgressTransport
 from service.catalogue import LiveModel, catalogue, today
 from service.config import ConfigError, Settings, model_warnings
@@ -58,6 +59,7 @@ class Generation:
     verifier: JWTVerifier
     issuer: TokenIssuer
     blocking: Blocking
+    app_check: AppCheckVerifier | None = None  # with an [app_check] section
 
 
 @dataclass
@@ -122,6 +124,7 @@ class Runtime:
             self._block_store,
             self.tracing,
             verifier,
+            old.app_check,
         )
         if current.verifier.jwks_status() == "unavailable" and old.verifier.jwks_status() != "unavailable":
             raise ConfigError("issuers: the new issuers' keys (JWKS) could not be loaded; nothing was changed")
@@ -267,12 +270,21 @@ async def _generation(  # noqa: PLR0917 - the parts a configuration is built on,
     store: BlockStore,
     tracing: Tracing,
     verifier: JWTVerifier | None = None,
+    previous: AppCheckVerifier | None = None,
 ) -> Generation:
     if verifier is None:
         verifier = JWTVerifier(settings.file.issuers, settings.env.issuer_secrets, http, metrics)
         await verifier.start()
     issuer = TokenIssuer(settings, limiter, idempotency, minter, metrics, fail_mode, tracing=tracing)
-    return Generation(settings, verifier, issuer, Blocking(store, [i.issuer for i in settings.file.issuers]))
+    app_check = None
+    if settings.file.app_check is not None:
+        if previous is not None and previous.cfg == settings.file.app_check:
+            app_check = previous  # its cached keys and remembered tokens stay
+        else:
+            app_check = AppCheckVerifier(settings.file.app_check, http, metrics)
+            await app_check.start()
+    blocking = Blocking(store, [i.issuer for i in settings.file.issuers])
+    return Generation(settings, verifier, issuer, blocking, app_check)
 
 
 def watch_models(settings: Settings, metrics: Metrics) -> None:

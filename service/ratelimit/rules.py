@@ -41,16 +41,19 @@ def _tenant_tag(tenant: str) -> str:
     return "t:" + _ident(tenant)
 
 
-def checks_for(
+def checks_for(  # noqa: PLR0917 - a request's rules are drawn from these
     limits: LimitsConfig,
     profile_name: str,
     profile_limits: list[LimitRule],
     subject_key: str,
     tenant: str | None,
+    anonymous: bool = False,
 ) -> list[LimitCheck]:
-    """Every rate rule one token request is checked against: subject, profile, tenant, global."""
+    """Every rate rule one token request is checked against: subject (`anonymous` for callers let in on App Check
+    alone, per app), profile, tenant, global."""
     subject = _subject_tag(subject_key)
-    checks = _rules("subject", subject, limits.subject)
+    own = limits.anonymous if anonymous else limits.subject
+    checks = _rules("anonymous" if anonymous else "subject", subject, own)
     if profile_limits:
         checks += _rules("profile", subject, profile_limits, f"p:{profile_name}:")
     if tenant is not None and limits.tenant:

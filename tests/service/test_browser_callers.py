@@ -142,7 +142,9 @@ async def test_a_preflight_from_an_allowed_origin_is_answered(settings: Any, pat
     assert {k: v for k, v in resp.headers.items() if k != "x-request-id"} == {
         "access-control-allow-origin": ORIGIN,
         "access-control-allow-methods": "GET, POST",
-        "access-control-allow-headers": "authorization, content-type, idempotency-key, x-request-id",
+        "access-control-allow-headers": (
+            "authorization, content-type, idempotency-key, x-firebase-appcheck, x-request-id"
+        ),
         "access-control-max-age": "600",
         "vary": "Origin",
         "cache-control": "no-store",
@@ -179,7 +181,7 @@ async def test_a_preflight_for_a_method_or_header_the_api_does_not_take_is_refus
         assert resp.status_code == 400
         assert resp.json()["detail"] == (
             "A browser may call this API with GET, POST and the headers "
-            "authorization, content-type, idempotency-key, x-request-id only."
+            "authorization, content-type, idempotency-key, x-firebase-appcheck, x-request-id only."
         )
 
 
