@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import Any, cast
 
@@ -11,7 +12,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, ValidationException
 
 from service.emulator.keys import KEY_STATES, KeyState
-from service.emulator.store import EmulatorState, Faults, fingerprint
+from service.emulator.store import LIFETIMES, EmulatorState, Faults, fingerprint
 
 
 def _state(request: Request[Any, Any, State]) -> EmulatorState:
@@ -22,7 +23,9 @@ def _state(request: Request[Any, Any, State]) -> EmulatorState:
 
 
 def parse_faults(body: dict[str, Any]) -> Faults:
-    """Validate a faults document: {latency_ms, error_rates: {"503": 0.5}, drop_rate, fail_next: [503, "drop"]}."""
+    """Validate a faults document: {latency_ms, error_rates: {"503": 0.5}, drop_rate, fail_next: [503, "drop"]} for
+    auth_tokens, and Live lifetimes in seconds (null: the emulator's flag): max_connection_seconds,
+    goaway_lead_seconds, audio_session_seconds, video_session_seconds."""
     try:
         rates = {int(code): float(rate) for code, rate in (body.get("error_rates") or {}).items()}
         fail_next: deque[int | str] = deque()
@@ -33,14 +36,26 @@ def parse_faults(body: dict[str, Any]) -> Faults:
             error_rates=rates,
             drop_rate=float(body.get("drop_rate") or 0.0),
             fail_next=fail_next,
+            lifetimes={name: _seconds(body[name]) for name in LIFETIMES if body.get(name) is not None},
         )
     except (TypeError, ValueError, AttributeError):
         raise ValidationException(
-            "faults: latency_ms, error_rates {code: rate}, drop_rate, fail_next [code|'drop']"
+            "faults: latency_ms, error_rates {code: rate}, drop_rate, fail_next [code|'drop'], "
+            f"and seconds (or null) for {', '.join(LIFETIMES)}"
         ) from None
     if faults.latency_ms < 0 or not 0 <= faults.drop_rate <= 1 or any(not 0 <= r <= 1 for r in rates.values()):
         raise ValidationException("faults: latency_ms >= 0 and rates within 0..1")
+    lead = faults.lifetimes.get("goaway_lead_seconds", 0.0)
+    if lead < 0 or any(seconds <= 0 for name, seconds in faults.lifetimes.items() if name != "goaway_lead_seconds"):
+        raise ValidationException("faults: goaway_lead_seconds >= 0 and the other lifetimes > 0")
     return faults
+
+
+def _seconds(value: Any) -> float:
+    """A finite number of seconds (JSON's true/false are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(value)
+    return float(value)
 
 
 class AdminController(Controller):
@@ -90,14 +105,15 @@ class AdminController(Controller):
 
     @post("/faults", status_code=200)
     async def set_faults(self, request: Request[Any, Any, State], data: dict[str, Any]) -> dict[str, Any]:
-        """Replace fault injection (see parse_faults)."""
+        """Replace fault injection (see parse_faults). Lifetimes apply to the endings planned from now on: a
+        connection opened afterwards, or an open one when it next plans (its goAway, its close, a first frame)."""
         state = _state(request)
         state.faults = parse_faults(data)
         return state.faults.public()
 
     @delete("/faults", status_code=200)
     async def clear_faults(self, request: Request[Any, Any, State]) -> dict[str, Any]:
-        """No faults."""
+        """No faults; the lifetimes are the emulator's flags again."""
         state = _state(request)
         state.faults = Faults()
         return state.faults.public()

@@ -3,6 +3,7 @@
 Google's limits (ai.google.dev live-session): a connection lasts about 10 minutes; a session without context
 window compression lasts 15 minutes audio-only and 2 minutes once it carries video; resuming continues the same
 session, clock included. Each ending is announced with `goAway` (the lead is configurable) before the close.
+The lifetimes are the emulator's flags, or what POST /_emulator/faults set at run time (EmulatorState reads both).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 from service.emulator.keys import KeyRegistry
 from service.logging import fingerprint
 
-__all__ = ["EmulatorState", "Faults", "SessionLineage", "TokenRecord", "fingerprint"]
+__all__ = ["LIFETIMES", "EmulatorState", "Faults", "SessionLineage", "TokenRecord", "fingerprint"]
 
 
 @dataclass
@@ -54,22 +54,28 @@ class SessionLineage:
     video: bool = False
 
 
+LIFETIMES = ("max_connection_seconds", "goaway_lead_seconds", "audio_session_seconds", "video_session_seconds")
+
+
 @dataclass
 class Faults:
-    """Fault injection for the auth_tokens endpoint."""
+    """Fault injection: the auth_tokens endpoint's, and Live lifetimes cut short at run time (`lifetimes`, by the
+    names in LIFETIMES, override the emulator's flags until DELETE /_emulator/faults)."""
 
     latency_ms: float = 0.0
     error_rates: dict[int, float] = field(default_factory=dict)
     drop_rate: float = 0.0
     fail_next: deque[int | str] = field(default_factory=deque)
+    lifetimes: dict[str, float] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        """Introspection view."""
+        """Introspection view (a lifetime not overridden shows as null)."""
         return {
             "latency_ms": self.latency_ms,
             "error_rates": {str(k): v for k, v in self.error_rates.items()},
             "drop_rate": self.drop_rate,
             "fail_next": list(self.fail_next),
+            **{name: self.lifetimes.get(name) for name in LIFETIMES},
         }
 
 
@@ -89,10 +95,12 @@ class EmulatorState:
         self.api_key = api_key
         self.keys = KeyRegistry(api_key)  # the keys auth_tokens accepts (api_key among them at first)
         self.speed = speed
-        self.max_connection_seconds = max_connection_seconds
-        self.goaway_lead_seconds = goaway_lead_seconds
-        self.audio_session_seconds = audio_session_seconds
-        self.video_session_seconds = video_session_seconds
+        self.configured_lifetimes = {  # the flags' values; faults.lifetimes overrides them at run time
+            "max_connection_seconds": max_connection_seconds,
+            "goaway_lead_seconds": goaway_lead_seconds,
+            "audio_session_seconds": audio_session_seconds,
+            "video_session_seconds": video_session_seconds,
+        }
         self.tokens: dict[str, TokenRecord] = {}
         self.handles: dict[str, SessionLineage] = {}  # resumption handle -> the session it continues
         self.requests: deque[dict[str, Any]] = deque(maxlen=500)
@@ -103,6 +111,29 @@ class EmulatorState:
         self.started = time.time()
         self.live: set[Any] = set()  # LiveSession objects of open connections
         self.background: set[Any] = set()  # tasks started by admin calls, kept referenced until done
+
+    def _lifetime(self, name: str) -> float:
+        return self.faults.lifetimes.get(name, self.configured_lifetimes[name])
+
+    @property
+    def max_connection_seconds(self) -> float:
+        """How long a connection lasts (goAway, then close 1000)."""
+        return self._lifetime("max_connection_seconds")
+
+    @property
+    def goaway_lead_seconds(self) -> float:
+        """How long before a close its goAway comes."""
+        return self._lifetime("goaway_lead_seconds")
+
+    @property
+    def audio_session_seconds(self) -> float:
+        """How long an audio-only session without context window compression lasts, across resumptions."""
+        return self._lifetime("audio_session_seconds")
+
+    @property
+    def video_session_seconds(self) -> float:
+        """How long a session that has received video lasts without context window compression."""
+        return self._lifetime("video_session_seconds")
 
     def new_token(self, **kwargs: Any) -> TokenRecord:
         """Mint and remember a token."""
