@@ -2,8 +2,10 @@
 // and prints one JSON object with what the page showed in each scenario. tests/frontend/test_browser.py runs it.
 //
 // Input (stdin, JSON; it carries secrets, so never argv): demo_url, jwt (scope live:tools), limited_jwt (a caller
-// already over its rate limit), wav (the fake microphone), home (HOME with the NSS database that trusts the
-// emulator's CA), user_data_dir, screenshot_dir, chromium.
+// already over its rate limit), configured ({url, jwt}: a configured livetoken whose `single` profile has no session
+// resumption), emulator ({base_url, api_key}: its admin API cuts Live lifetimes for a scenario; Node trusts its CA
+// through NODE_EXTRA_CA_CERTS), wav (the fake microphone), home (HOME with the NSS database that
+// trusts the emulator's CA), user_data_dir, screenshot_dir, chromium.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -13,13 +15,14 @@ const exampleDir = fileURLToPath(new URL("../../examples/browser/", import.meta.
 const { chromium } = createRequire(join(exampleDir, "package.json"))("playwright-core");
 
 const input = JSON.parse(readFileSync(0, "utf8"));
-const secrets = [input.jwt, input.limited_jwt].filter(Boolean);
+const secrets = [input.jwt, input.limited_jwt, input.configured?.jwt, input.emulator?.api_key].filter(Boolean);
 /** Secrets never reach the output, not even inside an error message that quotes a URL. */
 const redact = (text) => secrets.reduce((out, secret) => out.split(secret).join("<redacted>"), String(text));
 const WAIT = { timeout: 20_000 };
 
-function pageUrl(profile, jwt) {
+function pageUrl(profile, jwt, service) {
   const url = new URL(input.demo_url);
+  if (service) url.searchParams.set("service", service);
   url.searchParams.set("profile", profile);
   url.hash = `jwt=${encodeURIComponent(jwt)}`;
   return url.href;
@@ -27,7 +30,7 @@ function pageUrl(profile, jwt) {
 
 /**
  * Runs in every page before the page's own code: counts the audio sources it starts (what reaches the speakers),
- * and reads the transcript's entries as the user sees them.
+ * reads the transcript's entries as the user sees them, and takes a snapshot of everything the tests look at.
  */
 function pageProbe() {
   window.audioSourcesStarted = 0;
@@ -42,11 +45,8 @@ function pageProbe() {
       state: li.dataset.state,
       text: li.querySelector(".text")?.textContent ?? "",
     }));
-}
-
-/** Everything a user sees (and hears: audio sources started) that the tests look at. */
-async function snapshot(page) {
-  return page.evaluate(() => {
+  /** Everything a user sees (and hears: audio sources started) that the tests look at. */
+  window.pageSnapshot = () => {
     const text = (id) => document.getElementById(id)?.textContent?.trim() ?? null;
     const data = (id) => ({ ...(document.getElementById(id)?.dataset ?? {}) });
     return {
@@ -62,14 +62,54 @@ async function snapshot(page) {
       video: { text: text("video-meter"), ...data("video-meter") },
       audio: { text: text("audio-meter"), ...data("audio-meter") },
       jwtField: document.getElementById("jwt").value.length > 0,
+      connectEnabled: !document.getElementById("connect").disabled,
     };
-  });
+  };
+  /** Every text the status line shows, in order, from the moment this is called. */
+  window.recordStatuses = () => {
+    const status = document.getElementById("status");
+    window.statuses = [status.textContent];
+    new MutationObserver(() => {
+      if (window.statuses.at(-1) !== status.textContent) window.statuses.push(status.textContent);
+    }).observe(status, { childList: true, characterData: true, subtree: true });
+  };
 }
 
-async function openPage(context, profile, jwt) {
+async function snapshot(page) {
+  return page.evaluate(() => window.pageSnapshot());
+}
+
+/** The emulator's admin API (`/_emulator/…`, with its API key). */
+async function emulatorAdmin(method, path, body) {
+  const response = await fetch(`${input.emulator.base_url}/_emulator${path}`, {
+    method,
+    headers: { "x-goog-api-key": input.emulator.api_key, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${method} /_emulator${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/** Run `scenario` with the emulator's Live lifetimes cut to `lifetimes` (seconds), restored afterwards. */
+async function withLifetimes(lifetimes, scenario) {
+  await emulatorAdmin("POST", "/faults", lifetimes);
+  try {
+    return await scenario();
+  } finally {
+    await emulatorAdmin("DELETE", "/faults");
+  }
+}
+
+/** The Live sessions the emulator saw after the first `skip`: resumed or not, and whether on the first's token. */
+async function sessionsSince(skip) {
+  const sessions = (await emulatorAdmin("GET", "/sessions")).slice(skip);
+  return sessions.map((s) => ({ resumed: s.resumed, sameToken: s.token === sessions[0]?.token, video: s.video }));
+}
+
+async function openPage(context, profile, jwt, service) {
   const page = await context.newPage();
   page.on("pageerror", (error) => pageErrors.push(redact(error.stack ?? error.message)));
-  await page.goto(pageUrl(profile, jwt));
+  await page.goto(pageUrl(profile, jwt, service));
   await page.waitForFunction((p) => document.querySelector("#profile").value === p, profile, WAIT);
   return page;
 }
@@ -179,27 +219,140 @@ async function tools(context) {
   return out;
 }
 
-/** A caller over its rate limit: the problem's title and detail, and Retry-After. */
-async function rateLimited(context) {
-  const page = await openPage(context, "text", input.limited_jwt);
-  // The caller has just asked for tokens until refused (dev mode: a burst of 10, then one every 2 s).
-  const service = new URL(input.demo_url).searchParams.get("service") ?? new URL(input.demo_url).origin;
-  let problem = null;
-  for (let i = 0; i < 20 && problem === null; i++) {
+/** Asks for tokens as `jwt` until livetoken answers 429 (dev mode: a burst of 10, then one every 2 s). */
+async function exhaustRateLimit(jwt) {
+  const service = new URL(input.demo_url).origin;
+  for (let i = 0; i < 20; i++) {
     const response = await fetch(`${service}/v1/tokens`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${input.limited_jwt}`, "Content-Type": "application/json" },
+      headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
       body: JSON.stringify({ profile: "text" }),
     });
     const body = await response.json();
-    if (response.status === 429) problem = { title: body.title, detail: body.detail };
+    if (response.status === 429) return { title: body.title, detail: body.detail };
   }
+  return null;
+}
+
+/**
+ * A caller over its rate limit. Without retries (a developer option) the page shows the problem's title, detail and
+ * Retry-After; with them (the default) it counts Retry-After down in the status line, asks again and connects.
+ */
+async function rateLimited(context) {
+  const page = await openPage(context, "text", input.limited_jwt);
   await page.uncheck("#mic-on-connect");
+  await page.click("details summary");
+  await page.uncheck("#retry-token");
+  const problem = await exhaustRateLimit(input.limited_jwt);
   await page.click("#connect");
   await page.waitForSelector("#error:not([hidden])", WAIT);
   const out = { problem, refused: await snapshot(page) };
+
+  await page.check("#retry-token");
+  out.problemAgain = await exhaustRateLimit(input.limited_jwt);
+  await page.evaluate(() => window.recordStatuses());
+  await page.click("#connect");
+  await page.waitForSelector('#status[data-state="connected"]', WAIT);
+  out.retried = await snapshot(page);
+  out.statuses = await page.evaluate(() => window.statuses);
+  await page.click("#disconnect");
   await page.close();
   return out;
+}
+
+const RECONNECTED = "Reconnected, session continues.";
+
+/**
+ * Voice across connections: the emulator closes each connection after 4 s (goAway 2.5 s before). The page moves the
+ * session to a new connection each time and the conversation goes on: three reconnections, then a spoken turn
+ * answered after the third, every reply played whole. At each reconnection the reply-audio meter is recorded.
+ */
+async function reconnections(context) {
+  return withLifetimes({ max_connection_seconds: 4, goaway_lead_seconds: 2.5 }, async () => {
+    const skip = (await emulatorAdmin("GET", "/sessions")).length;
+    const page = await openPage(context, "voice", input.jwt);
+    await page.evaluate((note) => {
+      window.atReconnection = [];
+      new MutationObserver(() => {
+        const notes = window.transcriptEntries().filter((e) => e.role === "note" && e.text === note).length;
+        if (notes > window.atReconnection.length) window.atReconnection.push(window.pageSnapshot());
+      }).observe(document.getElementById("transcript"), { childList: true });
+    }, RECONNECTED);
+    await page.click("#connect");
+    await page.waitForSelector('#status[data-state="connected"]', WAIT);
+    // Taken in one go once it holds: three reconnections, a reply finished after the third, all audio played.
+    const ready = await page.waitForFunction(
+      (note) => {
+        const entries = window.transcriptEntries();
+        const notes = entries.flatMap((e, i) => (e.role === "note" && e.text === note ? [i] : []));
+        if (notes.length < 3) return false;
+        const answered = entries.slice(notes[2]).some((e) => e.role === "model" && e.state === "done");
+        const { scheduledSeconds, playedSeconds } = document.getElementById("audio-meter").dataset;
+        const open = entries.some((e) => e.state === "open");
+        return answered && !open && playedSeconds === scheduledSeconds && window.pageSnapshot();
+      },
+      RECONNECTED,
+      { timeout: 40_000 },
+    );
+    const out = { continued: await ready.jsonValue() };
+    out.atReconnection = await page.evaluate(() => window.atReconnection);
+    await page.screenshot({ path: join(input.screenshot_dir, "reconnections.png"), fullPage: true });
+    await page.click("#disconnect");
+    out.disconnected = await snapshot(page);
+    out.sessions = await sessionsSince(skip);
+    await page.close();
+    return out;
+  });
+}
+
+const NEW_SESSION =
+  "Reconnected with a new token: a new session started, and the model does not remember what came before.";
+
+/**
+ * A profile without session resumption (`single`, on a configured livetoken): when the emulator ends a connection
+ * (after 3 s, goAway 1.5 s before), the page starts a new session on a fresh token and says so; a message typed
+ * afterwards is answered.
+ */
+async function newSession(context) {
+  return withLifetimes({ max_connection_seconds: 3, goaway_lead_seconds: 1.5 }, async () => {
+    const skip = (await emulatorAdmin("GET", "/sessions")).length;
+    const page = await openPage(context, "single", input.configured.jwt, input.configured.url);
+    await page.uncheck("#mic-on-connect");
+    await page.click("#connect");
+    await page.waitForSelector('#status[data-state="connected"]', WAIT);
+    await page.waitForFunction(
+      (note) => window.transcriptEntries().some((e) => e.role === "note" && e.text === note),
+      NEW_SESSION,
+      WAIT,
+    );
+    await page.fill("#chat-input", "Are you still there?");
+    await page.click("#chat-send");
+    await page.waitForFunction(modelDone, "^You said: Are you still there\\?$", WAIT);
+    await page.click("#disconnect");
+    const out = { after: await snapshot(page), sessions: await sessionsSince(skip) };
+    await page.close();
+    return out;
+  });
+}
+
+/**
+ * A video session at the session limit (cut to 3 s): the page says the session is over and why, and stops. It has
+ * moved once on the goAway before the limit: the new connection heard of the same end, so it waited for the close.
+ */
+async function videoLimit(context) {
+  return withLifetimes({ video_session_seconds: 3, goaway_lead_seconds: 1 }, async () => {
+    const skip = (await emulatorAdmin("GET", "/sessions")).length;
+    const page = await openPage(context, "video", input.jwt);
+    await page.uncheck("#mic-on-connect");
+    await page.click("#connect");
+    await page.waitForSelector('#status[data-state="connected"]', WAIT);
+    await page.click("#camera");
+    await page.waitForSelector("#error:not([hidden])", WAIT);
+    const out = { ended: await snapshot(page), sessions: await sessionsSince(skip) };
+    await page.screenshot({ path: join(input.screenshot_dir, "video-limit.png"), fullPage: true });
+    await page.close();
+    return out;
+  });
 }
 
 /** Camera: the fake camera is previewed and sent at 1 frame/s with the microphone; the answer counts frames. */
@@ -261,7 +414,8 @@ const context = await chromium.launchPersistentContext(input.user_data_dir, {
 await context.addInitScript(pageProbe);
 results.launch_seconds = (Date.now() - started) / 1000;
 try {
-  for (const [name, scenario] of Object.entries({ voice, text, tools, rateLimited, camera, screen })) {
+  const scenarios = { voice, text, tools, rateLimited, camera, screen, reconnections, newSession, videoLimit };
+  for (const [name, scenario] of Object.entries(scenarios)) {
     const t0 = Date.now();
     try {
       results[name] = await scenario(context);

@@ -105,6 +105,9 @@ def dev_service(example_dist: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 LATE_SECRET = "frontend-test-issuer-secret-long-enough-0123456789"  # a throwaway test issuer
 LATE_CONFIG = """
+[server]
+cors_allow_origins = ["{dev_origin}"]
+
 [[issuers]]
 issuer = "frontend-tests"
 audiences = ["livetoken"]
@@ -118,12 +121,21 @@ response_modalities = ["AUDIO"]
 output_audio_transcription = true
 presentation = "transcript"
 new_session_ttl = "1s"
+
+[profiles.single]
+description = "Text replies; no session resumption: a connection that ends takes its session with it."
+model = "gemini-3.8-live"
+response_modalities = ["AUDIO"]
+output_audio_transcription = true
+presentation = "transcript"
+session_resumption = false
 """
 
 
 @dataclass(frozen=True)
 class LateService:
-    """A configured livetoken (same emulator) whose `late` profile gives a token 1 s to open its session."""
+    """A configured livetoken (same emulator, CORS open to dev mode's page) whose `late` profile gives a token 1 s to
+    open its session, and whose `single` profile has no session resumption."""
 
     url: str
     jwt: str
@@ -131,9 +143,9 @@ class LateService:
 
 @pytest.fixture(scope="session")
 def late_service(dev_service: DevService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LateService]:
-    """`livetoken serve --config` with the `late` profile, minting from dev mode's emulator."""
+    """`livetoken serve --config` with the `late` and `single` profiles, minting from dev mode's emulator."""
     config = tmp_path_factory.mktemp("late") / "livetoken.toml"
-    config.write_text(LATE_CONFIG)
+    config.write_text(LATE_CONFIG.replace("{dev_origin}", dev_service.url))
     port = free_port()
     proc = ServiceProcess(
         ["serve", "--config", str(config), "--port", str(port)],

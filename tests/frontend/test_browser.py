@@ -17,14 +17,18 @@ from typing import Any
 
 import pytest
 
-from tests.frontend.conftest import CHROMIUM, DevService, masked, run_node
+from tests.frontend.conftest import CHROMIUM, DevService, LateService, masked, run_node
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def demo(
-    dev_service: DevService, browser_home: Path, microphone_wav: Path, tmp_path_factory: pytest.TempPathFactory
+    dev_service: DevService,
+    late_service: LateService,
+    browser_home: Path,
+    microphone_wav: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
     """Run every browser scenario once and return what the page showed in each."""
     screenshots = tmp_path_factory.mktemp("screenshots")
@@ -35,19 +39,25 @@ def demo(
             "demo_url": f"{dev_service.url}/demo/",
             "jwt": dev_service.caller_jwt("alice", "live:tools"),
             "limited_jwt": dev_service.caller_jwt("carol"),
+            "configured": {"url": late_service.url, "jwt": late_service.jwt},
+            "emulator": {"base_url": dev_service.emulator.base_url, "api_key": dev_service.emulator.api_key},
             "wav": str(microphone_wav),
             "home": str(browser_home),
             "user_data_dir": str(tmp_path_factory.mktemp("chromium-profile")),
             "screenshot_dir": str(screenshots),
             "chromium": CHROMIUM,
         },
-        timeout=240,
+        env={"NODE_EXTRA_CA_CERTS": dev_service.emulator.ca_file},
+        timeout=300,
     )
     assert result.returncode == 0, masked(f"browser_demo.mjs exited {result.returncode}:\n{result.stderr[-4000:]}")
     out: dict[str, Any] = json.loads(result.stdout)
     out["screenshot_dir"] = str(screenshots)
+    (screenshots / "results.json").write_text(masked(result.stdout))  # what each scenario saw, for a failure
     each = ", ".join(f"{name} {result['seconds']:.1f} s" for name, result in out.items() if isinstance(result, dict))
-    sys.stderr.write(f"browser: {time.monotonic() - started:.1f} s ({each}); screenshots in {screenshots}\n")
+    sys.stderr.write(
+        f"browser: {time.monotonic() - started:.1f} s ({each}); screenshots and results in {screenshots}\n"
+    )
     return out
 
 
@@ -111,10 +121,12 @@ def test_speaking_over_the_answer_stops_playback_at_once(demo: dict[str, Any]) -
 
 
 def test_second_connect_with_the_same_token_shows_close_code_and_reason(demo: dict[str, Any]) -> None:
-    """Tokens are single-use: reusing one is refused by the Live API, and the page says so with 1008 and why."""
+    """Tokens are single-use: reusing one is refused by the Live API, and the page says so in a sentence, with 1008
+    and the Live API's reason."""
     reused = scenario(demo, "voice")["reused"]
     assert lines(reused["error"]) == [
         "Live session refused",
+        "This token has already opened its session: a token opens only one.",
         "Close code 1008: Unauthenticated: ephemeral token has no uses left",
     ]
     assert reused["status"] == "Not connected"
@@ -198,7 +210,8 @@ def test_non_blocking_tool_result_is_spoken_after_the_reply_in_progress(demo: di
 
 
 def test_refused_token_shows_the_problem_and_retry_after(demo: dict[str, Any]) -> None:
-    """A caller over its rate limit sees the problem's title and detail and how long to wait."""
+    """A caller over its rate limit, with retries turned off, sees the problem's title and detail and how long to
+    wait."""
     result = scenario(demo, "rateLimited")
     problem = result["problem"]
     shown = lines(result["refused"]["error"])
@@ -250,3 +263,118 @@ def test_jwt_from_the_fragment_leaves_the_address_bar(demo: dict[str, Any]) -> N
 def test_page_raises_no_uncaught_errors(demo: dict[str, Any]) -> None:
     """No scenario leaves an uncaught exception in the page."""
     assert demo["page_errors"] == []
+
+
+def test_a_rate_limited_token_request_counts_down_then_connects(demo: dict[str, Any]) -> None:
+    """With retries on (the default), a 429 is waited out: the status line counts Retry-After down to 1 s, the page
+    asks again and connects, and shows no error."""
+    result = scenario(demo, "rateLimited")
+    assert result["problemAgain"] is not None  # the caller was over its limit when it pressed Connect
+    statuses = result["statuses"]
+    first = re.fullmatch(r"Rate limited — retrying in ([12]) s", statuses[2])
+    assert first is not None, statuses
+    assert statuses == [
+        "Not connected",
+        "Fetching a token…",
+        *[f"Rate limited — retrying in {n} s" for n in range(int(first[1]), 0, -1)],
+        "Opening the Live session…",
+        "Connected: text on gemini-3.8-live, replies shown as text",
+    ]
+    assert result["retried"]["error"] is None
+
+
+RECONNECTED = "Reconnected, session continues."
+
+
+def test_a_voice_conversation_goes_on_across_reconnections(demo: dict[str, Any]) -> None:
+    """Connections cut every 4 s: the page moves the session to a new connection each time and says so; every earlier
+    line stays; each spoken turn is heard whole and answered whole, one after the third reconnection too; every
+    reply is played; the emulator saw one session resumed on the same token at each reconnection."""
+    result = scenario(demo, "reconnections")
+    seen = result["continued"]
+    assert seen["error"] is None
+    assert re.fullmatch(r"Connected: voice on \S+ \(voice Puck\)", seen["status"])
+    assert seen["mic"]["text"].startswith("on, ")
+    entries = seen["entries"]
+    notes = [i for i, entry in enumerate(entries) if entry["role"] == "note"]
+    assert len(notes) >= 3
+    assert {entries[i]["text"] for i in notes} == {RECONNECTED}
+    assert any(entry["role"] == "model" for entry in entries[notes[2] :])
+    # What the transcript showed at each reconnection is still there, unchanged, at the top.
+    for moment in result["atReconnection"]:
+        assert entries[: len(moment["entries"])] == moment["entries"]
+    turns = [entry for entry in entries if entry["role"] != "note"]
+    assert len(turns) >= 2
+    assert len(turns) % 2 == 0, turns
+    for user, model in zip(turns[::2], turns[1::2], strict=True):
+        heard = re.fullmatch(r"\((\d\.\d) seconds of audio\)", user["text"])
+        assert heard is not None, user
+        assert (user["role"], user["state"]) == ("user", "done")
+        # The whole spoken turn (0.8 s of tone, 0.6 s of silence), however the connections cut it; the emulator counts
+        # the silence before it too, never more than one loop of the microphone (5 s): nothing was heard twice.
+        assert 1.3 <= float(heard[1]) <= 5.0
+        assert model == {"role": "model", "state": "done", "text": f"I heard {heard[1]} seconds of audio."}
+    replies = [model["text"] for model in turns[1::2]]
+    audio = seen["audio"]
+    assert float(audio["scheduledSeconds"]) == pytest.approx(sum(map(reply_seconds, replies)), abs=0.001)
+    assert audio["playedSeconds"] == audio["scheduledSeconds"]
+    assert int(audio["chunks"]) == seen["audioStarts"] == sum(map(reply_chunks, replies))
+    assert (audio["interruptions"], audio["cutSeconds"]) == ("0", "0")
+    for moment in result["atReconnection"][:3]:  # reply audio kept coming after each reconnection
+        assert float(moment["audio"]["scheduledSeconds"]) < float(audio["scheduledSeconds"])
+
+    final = result["disconnected"]
+    assert final["status"] == "Disconnected"
+    reconnected = sum(1 for entry in final["entries"] if entry["role"] == "note")
+    first = {"resumed": False, "sameToken": True, "video": False}
+    assert result["sessions"] == [first] + [{**first, "resumed": True}] * reconnected
+
+
+NEW_SESSION = "Reconnected with a new token: a new session started, and the model does not remember what came before."
+
+
+def test_a_profile_without_resumption_goes_on_in_a_new_session_and_says_so(demo: dict[str, Any]) -> None:
+    """A profile without session resumption: when its connection ends the page starts a new session on a fresh token and
+    says the model has forgotten; a message typed afterwards is answered. Each connection was a new session of its
+    own token."""
+    result = scenario(demo, "newSession")
+    after = result["after"]
+    assert after["error"] is None
+    assert after["status"] == "Disconnected"
+    entries = after["entries"]
+    notes = [i for i, entry in enumerate(entries) if entry["role"] == "note"]
+    assert notes
+    assert {entries[i]["text"] for i in notes} == {NEW_SESSION}
+    assert [entry for entry in entries if entry["role"] != "note"] == [
+        {"role": "user", "state": "done", "text": "Are you still there?"},
+        {"role": "model", "state": "done", "text": "You said: Are you still there?"},
+    ]
+    assert entries.index({"role": "user", "state": "done", "text": "Are you still there?"}) > notes[0]
+    assert len(result["sessions"]) == 1 + len(notes)
+    assert [session["resumed"] for session in result["sessions"]] == [False] * len(result["sessions"])
+    assert [session["sameToken"] for session in result["sessions"]] == [True] + [False] * len(notes)
+
+
+def test_a_video_session_at_its_limit_says_why_it_ended_and_stops(demo: dict[str, Any]) -> None:
+    """The video session limit (cut to 3 s): the page says plainly that the session is over and why, with the close
+    code and the Live API's reason, and stops (camera off, Connect available). Before it, the goAway moved the session
+    once; the new connection heard of the same end and the page waited for the close rather than move again."""
+    result = scenario(demo, "videoLimit")
+    ended = result["ended"]
+    reason = "Session limit reached: audio+video sessions last 3s without context window compression"
+    why = "This conversation reached the Live API's time limit for sessions with video: 3 seconds."
+    assert lines(ended["error"]) == [
+        "Session over",
+        why,
+        f"Close code 1008: {reason}",
+        "Press Connect to start a new conversation.",
+    ]
+    assert ended["status"] == "Session over"
+    assert ended["connectEnabled"] is True
+    assert (ended["video"]["text"], ended["mic"]["text"]) == ("off", "off")
+    assert [entry for entry in ended["entries"] if entry["role"] == "note"] == [
+        {"role": "note", "state": "done", "text": RECONNECTED},
+        {"role": "note", "state": "done", "text": why},
+    ]
+    first = {"resumed": False, "sameToken": True, "video": True}
+    assert result["sessions"] == [first, {**first, "resumed": True}]

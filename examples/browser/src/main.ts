@@ -5,14 +5,22 @@ import {
   type FunctionResponse,
   type LiveConnectConfig,
   type LiveServerMessage,
-  type Session,
 } from "@google/genai";
 import { Microphone } from "./audio-in";
 import { Player } from "./audio-out";
 import { base64ToBytes, bytesToBase64 } from "./base64";
 import { requestedProfile, serviceUrl, takeJwtFromFragment } from "./inputs";
-import { openSession, SessionRefused } from "./session";
-import { fetchProfiles, fetchToken, TokenRefused } from "./token";
+import {
+  explainClose,
+  LiveSession,
+  requestToken,
+  SessionRefused,
+  TokenRefused,
+  type RetryWait,
+  type SessionEnd,
+  type TokenSource,
+} from "./live-session";
+import { fetchProfiles } from "./token";
 import type { Presentation, ProfileInfo, TokenResponse } from "./token";
 import { nonBlockingFunctions, runTool } from "./tools";
 import { clearError, setControls, setMeter, setStatus, showError, Transcript, ui } from "./ui";
@@ -23,11 +31,10 @@ const transcript = new Transcript(ui.transcript);
 
 let profiles: ProfileInfo[] = [];
 let lastToken: TokenResponse | null = null;
-let session: Session | null = null;
+let live: LiveSession | null = null; // the session, across its connections (src/live-session.ts)
 let player: Player | null = null;
 let mic: Microphone | null = null;
 let video: VideoShare | null = null;
-let closing = false; // we are closing the session: the onclose that follows is ours, not an error
 let presentation: Presentation = "voice"; // the token's: "transcript" shows the reply's transcript, plays nothing
 let nonBlocking = new Set<string>(); // the functions this session's config declares NON_BLOCKING
 let unplayedChunks = 0; // reply audio received and not played (a "transcript" profile)
@@ -40,9 +47,7 @@ function describe(error: unknown, refused = "Token refused"): [string, ...string
   }
   if (error instanceof SessionRefused) {
     if (error.code === 0) return ["Live session refused", `The Live API sent ${error.reason}.`];
-    const hint =
-      error.code === 1006 ? "The connection failed before the Live API answered (network, or TLS trust)." : "";
-    return ["Live session refused", `Close code ${error.code}: ${error.reason || "(no reason given)"}`, hint];
+    return ["Live session refused", explainClose(error.code, error.reason), closeLine(error.code, error.reason)];
   }
   if (error instanceof TypeError) {
     return ["Network error", `Could not reach livetoken at ${service} (is it running, and does it allow this origin?)`];
@@ -88,35 +93,67 @@ function showProfile(): void {
     (profile.presentation === "transcript" ? "; replies shown as text, not played" : "");
 }
 
+function closeLine(code: number, reason: string): string {
+  return `Close code ${code}: ${reason || "(no reason given)"}`;
+}
+
+function connectedStatus(token: TokenResponse): string {
+  const voice = token.voice ? ` (voice ${token.voice})` : "";
+  const replies = token.presentation === "transcript" ? ", replies shown as text" : "";
+  return `Connected: ${token.profile} on ${token.model}${voice}${replies}`;
+}
+
+/** A token request refused with 429 or 503 is retried after Retry-After: count the wait down where the user looks. */
+function showRetryWait(wait: RetryWait): void {
+  const what = wait.status === 429 ? "Rate limited" : "livetoken is unavailable";
+  setStatus(`${what} — retrying in ${wait.secondsLeft} s`, "busy");
+}
+
+/** The token Connect uses: a new one (with retries), or the last one again (a developer option, to see it refused). */
+async function firstToken(source: TokenSource): Promise<TokenResponse> {
+  if (ui.reuseToken.checked && lastToken !== null) {
+    setStatus("Opening the Live session with the last token…", "busy");
+    return lastToken;
+  }
+  setStatus("Fetching a token…", "busy");
+  lastToken = await requestToken(source);
+  setStatus("Opening the Live session…", "busy");
+  return lastToken;
+}
+
+/** How this session's replies are shown (the token's presentation) and which of its functions are non-blocking. */
+function useToken(token: TokenResponse): void {
+  presentation = token.presentation;
+  nonBlocking = nonBlockingFunctions(token.connect.config as LiveConnectConfig);
+  unplayedChunks = 0;
+  if (presentation === "transcript") {
+    player?.close(); // a text profile: the model's audio is never played, its transcript is the reply
+    player = null;
+  }
+}
+
 async function connect(): Promise<void> {
   clearError();
   if (!ui.jwt.value.trim()) {
     showError("No JWT", "Paste your user's JWT, or open this page with #jwt=… in its address.");
     return;
   }
-  closing = false;
   setControls("busy");
   player = new Player(updateMeters); // in the click handler: browsers only let audio start after a user gesture
   try {
-    if (ui.reuseToken.checked && lastToken !== null) {
-      setStatus("Opening the Live session with the last token…", "busy");
-    } else {
-      setStatus("Fetching a token…", "busy");
-      lastToken = await fetchToken(service, ui.jwt.value.trim(), ui.profile.value);
-      setStatus("Opening the Live session…", "busy");
-    }
-    const token = lastToken;
-    presentation = token.presentation;
-    nonBlocking = nonBlockingFunctions(token.connect.config as LiveConnectConfig);
-    unplayedChunks = 0;
-    if (presentation === "transcript") {
-      player.close(); // a text profile: the model's audio is never played, its transcript is the reply
-      player = null;
-    }
-    session = await openSession(token, { onmessage, onclose });
-    const voice = token.voice ? ` (voice ${token.voice})` : "";
-    const replies = presentation === "transcript" ? ", replies shown as text" : "";
-    setStatus(`Connected: ${token.profile} on ${token.model}${voice}${replies}`, "connected");
+    // snippet: web-live-session
+    const source: TokenSource = {
+      service, // livetoken's URL
+      jwt: () => ui.jwt.value.trim(), // read at each request: a later fresh token goes with the JWT of that moment
+      profile: ui.profile.value,
+      maxTries: ui.retryToken.checked ? 4 : 1, // 429 and 503 are retried after Retry-After (4 tries by default)
+      onWait: showRetryWait, // once a second while waiting: "Rate limited — retrying in 3 s"
+    };
+    const token = await firstToken(source); // requestToken(source), or the last token again (developer option)
+    useToken(token);
+    live = await LiveSession.start(source, { onmessage, onreconnecting, onreconnected, onend }, { token });
+    // /snippet
+    setStatus(connectedStatus(token), "connected");
     setControls("connected");
     updateMeters();
   } catch (error) {
@@ -153,7 +190,6 @@ function onmessage(message: LiveServerMessage): void {
   if (message.toolCallCancellation?.ids?.length) {
     transcript.add("tool", `cancelled: ${message.toolCallCancellation.ids.join(", ")}`);
   }
-  if (message.goAway) transcript.add("note", `The Live API will close this connection in ${message.goAway.timeLeft}.`);
   updateMeters();
 }
 
@@ -169,7 +205,7 @@ function answerToolCalls(calls: FunctionCall[]): void {
     if (nonBlocking.has(name)) answer.scheduling = FunctionResponseScheduling.WHEN_IDLE; // wire: "WHEN_IDLE"
     return answer;
   });
-  session?.sendToolResponse({ functionResponses });
+  live?.sendToolResponse({ functionResponses });
   // /snippet
   calls.forEach((call, i) => {
     const { name, response, scheduling } = functionResponses[i] ?? {};
@@ -178,12 +214,39 @@ function answerToolCalls(calls: FunctionCall[]): void {
   });
 }
 
-function onclose(event: CloseEvent): void {
-  if (closing) return; // the close that follows our own Disconnect
-  teardown();
-  setStatus("Not connected", "idle");
-  showError("The Live session ended", `Close code ${event.code}: ${event.reason || "(no reason given)"}`);
+// snippet: web-live-session-events
+/** The Live API let go of the connection: the session moves to a new one, microphone, camera and playback going on. */
+function onreconnecting(why: string): void {
+  transcript.interrupted(); // a reply the closed connection cut short stays as far as it came
+  transcript.endTurn();
+  setStatus(`Reconnecting: ${why}`, "busy");
 }
+
+function onreconnected(resumed: boolean): void {
+  transcript.add(
+    "note",
+    resumed
+      ? "Reconnected, session continues."
+      : "Reconnected with a new token: a new session started, and the model does not remember what came before.",
+  );
+  if (live !== null) setStatus(connectedStatus(live.token), "connected");
+}
+
+const ENDINGS: Record<SessionEnd["kind"], string> = {
+  limit: "Session over",
+  refused: "The Live session ended",
+  lost: "Connection lost",
+};
+
+/** The session is over for good: say why, plainly, and stop everything. */
+function onend(end: SessionEnd): void {
+  teardown();
+  transcript.add("note", end.message);
+  setStatus(end.kind === "limit" ? "Session over" : "Not connected", "idle");
+  const again = end.kind === "limit" ? "Press Connect to start a new conversation." : "";
+  showError(ENDINGS[end.kind], end.message, end.code ? closeLine(end.code, end.reason) : "", again);
+}
+// /snippet
 
 function disconnect(): void {
   teardown();
@@ -192,12 +255,11 @@ function disconnect(): void {
 
 /** Close the session (if open) and release microphone, camera and speakers. */
 function teardown(): void {
-  closing = true;
-  session?.close();
+  live?.close();
   mic?.stop();
   video?.stop();
   player?.close();
-  [mic, video, player, session] = [null, null, null, null];
+  [mic, video, player, live] = [null, null, null, null];
   setControls("idle");
   ui.mic.textContent = "Start microphone";
   ui.camera.textContent = "Share camera";
@@ -209,11 +271,11 @@ async function toggleMic(): Promise<void> {
   if (mic !== null) {
     mic.stop();
     mic = null;
-    session?.sendRealtimeInput({ audioStreamEnd: true }); // lets the Live API finish the turn it was hearing
+    live?.sendRealtimeInput({ audioStreamEnd: true }); // lets the Live API finish the turn it was hearing
   } else {
     mic = await Microphone.start((pcm) => {
       const data = bytesToBase64(new Uint8Array(pcm));
-      session?.sendRealtimeInput({ audio: { data, mimeType: "audio/pcm;rate=16000" } });
+      live?.sendRealtimeInput({ audio: { data, mimeType: "audio/pcm;rate=16000" } });
       updateMeters();
     });
   }
@@ -230,7 +292,7 @@ async function toggleVideo(kind: VideoKind): Promise<void> {
       kind,
       ui.preview,
       (data) => {
-        session?.sendRealtimeInput({ video: { data, mimeType: "image/jpeg" } });
+        live?.sendRealtimeInput({ video: { data, mimeType: "image/jpeg" } });
         updateMeters();
       },
       () => {
@@ -276,10 +338,10 @@ function updateMeters(): void {
 function sendChat(event: SubmitEvent): void {
   event.preventDefault();
   const text = ui.chatInput.value.trim();
-  if (!text || session === null) return;
+  if (!text || live === null) return;
   transcript.endTurn();
   transcript.add("user", text);
-  session.sendClientContent({ turns: [{ role: "user", parts: [{ text }] }], turnComplete: true });
+  live.sendClientContent({ turns: [{ role: "user", parts: [{ text }] }], turnComplete: true });
   ui.chatInput.value = "";
 }
 

@@ -13,6 +13,7 @@ export const ui = {
   profileDescription: byId<HTMLElement>("profile-description"),
   micOnConnect: byId<HTMLInputElement>("mic-on-connect"),
   reuseToken: byId<HTMLInputElement>("reuse-token"),
+  retryToken: byId<HTMLInputElement>("retry-token"),
   connect: byId<HTMLButtonElement>("connect"),
   disconnect: byId<HTMLButtonElement>("disconnect"),
   status: byId<HTMLElement>("status"),
