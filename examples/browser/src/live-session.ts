@@ -58,6 +58,26 @@ export async function fetchToken(service: string, jwt: string, profile: string):
   return token;
 }
 
+/**
+ * POST /v1/tokens with a Firebase App Check token in `X-Firebase-AppCheck`: for profiles with `require_app_check`
+ * (send the user's JWT too), or, with `jwt` null, for `anonymous` ones (a landing-page demo without sign-in).
+ * Get the App Check token from the Firebase JS SDK: `(await getToken(appCheck)).token`.
+ */
+export async function fetchTokenWithAppCheck(
+  service: string,
+  jwt: string | null,
+  profile: string,
+  appCheckToken: string,
+): Promise<TokenResponse> {
+  // snippet: web-app-check
+  const headers: Record<string, string> = { "Content-Type": "application/json", "X-Firebase-AppCheck": appCheckToken };
+  if (jwt !== null) headers.Authorization = `Bearer ${jwt}`; // anonymous profiles: App Check alone
+  const response = await fetch(`${service}/v1/tokens`, { method: "POST", headers, body: JSON.stringify({ profile }) });
+  if (!response.ok) throw await refusal(response); // 401 app-check-invalid: missing or invalid App Check token
+  // /snippet
+  return (await response.json()) as TokenResponse;
+}
+
 /** A refused livetoken response as TokenRefused (its problem+json title and detail, and Retry-After). */
 export async function refusal(response: Response): Promise<TokenRefused> {
   const retry = response.headers.get("Retry-After");
@@ -86,8 +106,8 @@ export interface RetryWait {
 /** Where tokens come from: the same livetoken, user and profile for the first token and any fresh one. */
 export interface TokenSource {
   service: string;
-  /** The user's JWT, read at each request (your app may have refreshed it meanwhile). */
-  jwt: () => string;
+  /** The user's JWT, read at each request (your app may have refreshed it meanwhile); null: none (App Check alone). */
+  jwt: () => string | null;
   profile: string;
   /** Tries in all when livetoken answers 429 or 503 (default 4; 1: no retry). */
   maxTries?: number;
@@ -95,6 +115,9 @@ export interface TokenSource {
   maxWaitSeconds?: number;
   /** Called each second of a wait: show it ("Rate limited — retrying in 3 s"). */
   onWait?: (wait: RetryWait) => void;
+  /** A fresh Firebase App Check token for each request, for profiles with `require_app_check` (see
+   * fetchTokenWithAppCheck); with it, `jwt` may return null for `anonymous` profiles. */
+  appCheck?: () => Promise<string>;
 }
 
 /** A token from `source`, retrying 429 and 503 after Retry-After (2, 4, 8 s when absent). Throws as fetchToken. */
@@ -102,7 +125,9 @@ export async function requestToken(source: TokenSource): Promise<TokenResponse> 
   const maxTries = Math.max(1, source.maxTries ?? 4);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchToken(source.service, source.jwt(), source.profile);
+      return source.appCheck
+        ? await fetchTokenWithAppCheck(source.service, source.jwt(), source.profile, await source.appCheck())
+        : await fetchToken(source.service, source.jwt() ?? "", source.profile);
     } catch (error) {
       if (!(error instanceof TokenRefused) || !RETRIED_STATUSES.has(error.status) || attempt >= maxTries) throw error;
       const seconds = Math.max(1, error.retryAfter ?? 2 ** attempt);
