@@ -10,6 +10,9 @@ RUN python -m venv /opt/livetoken \
  && /opt/livetoken/bin/pip install --no-cache-dir --disable-pip-version-check -c requirements.lock '.[otel]'
 
 FROM python:3.11-slim AS runtime
+# The version pyproject.toml names (tests/ops check they agree); `docker compose build` tags the image with it.
+LABEL org.opencontainers.image.title="livetoken" \
+      org.opencontainers.image.version="0.2.0"
 # No compilers, no pip cache, no secrets: only the virtualenv and the example config.
 COPY --from=build /opt/livetoken /opt/livetoken
 COPY deploy/livetoken.toml /etc/livetoken/livetoken.toml

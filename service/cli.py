@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import shlex
 import shutil
@@ -204,9 +205,18 @@ def _config_error(exc: ConfigError) -> int:
     return 2
 
 
+def installed_version() -> str:
+    """This installation's version (pyproject.toml's, as installed); 0.0.0 when run from a bare source tree."""
+    try:
+        return importlib.metadata.version("livetoken")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run without being installed
+        return "0.0.0"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="livetoken", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"livetoken {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the token service (dev mode when no config is given)")

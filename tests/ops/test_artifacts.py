@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -302,3 +304,21 @@ async def test_dashboard_and_alert_metrics_appear_in_a_live_scrape(
         for name in metric_names_in(expr):
             base = re.sub(r"_(total|bucket|sum|count|created|info)$", "", name)
             assert base in families or name in families, (name, expr)
+
+
+def test_every_artifact_names_the_version_pyproject_gives() -> None:
+    """pyproject's version is what `livetoken --version` prints, the image's label, the tag compose builds and
+    Kubernetes runs, the API document's version, and the newest release in CHANGELOG.md."""
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "livetoken"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert cli.stdout == f"livetoken {release}\n"
+    assert f'org.opencontainers.image.version="{release}"' in (ROOT / "Dockerfile").read_text()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert {compose["services"][name]["image"] for name in ("livetoken", "emulator")} == {f"livetoken:{release}"}
+    containers = k8s_docs()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert [c["image"].rpartition(":")[2] for c in containers] == [release]
+    assert yaml.safe_load((ROOT / "openapi.yaml").read_text())["info"]["version"] == release
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert re.search(r"^## \[(\d+\.\d+\.\d+)\]", changelog, re.MULTILINE)[1] == release  # type: ignore[index]
