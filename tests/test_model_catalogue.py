@@ -205,8 +205,8 @@ def test_livetoken_models_prints_the_catalogue() -> None:
 
 
 def test_the_readme_shows_what_livetoken_models_prints() -> None:
-    """The README's `livetoken models` block is the command's output today."""
+    """The configuration page's `livetoken models` block is the command's output today."""
     res = subprocess.run([sys.executable, "-m", "service.cli", "models"], capture_output=True, text=True, check=True)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operations" / "configuration.md").read_text()
     block = readme.split("$ .venv/bin/livetoken models\n", 1)[1].split("```", 1)[0]
     assert block == res.stdout

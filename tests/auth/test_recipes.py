@@ -1,6 +1,7 @@
-"""The README's identity-provider recipes, each loaded from the README itself and shown to verify a token shaped
-exactly like that provider's (header, claims, key type) — and to refuse the near miss a careless config would let
-through (an ID token where an access token belongs, another origin, another client, the anonymous role).
+"""The identity-provider recipes (docs/identity-providers.md), each loaded from the page itself and shown to verify
+a token shaped exactly like that provider's (header, claims, key type) — and to refuse the near miss a careless
+config would let through (an ID token where an access token belongs, another origin, another client, the anonymous
+role).
 
 The provider's keys are a local key published as that provider's JWKS; the recipe's key source (`discovery` or
 the provider's `jwks_url`) is pointed at it. Discovery itself against a real OpenID provider:
@@ -30,13 +31,13 @@ from service.metrics import Metrics
 from tests.auth.signing import Keys, public_jwk
 from tests.support.jwks_server import JWKSServer
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "identity-providers.md"
 _RECIPE = re.compile(r"<!-- recipe: (\w+) -->\n```toml\n(.*?)```", re.DOTALL)
 PROFILE = {"voice": {"model": "gemini-3.8-live"}}
 
 
 def recipes() -> dict[str, dict[str, Any]]:
-    """Each recipe's `[[issuers]]` block, as the README prints it."""
+    """Each recipe's `[[issuers]]` block, as the page prints it."""
     return {name: tomllib.loads(body)["issuers"][0] for name, body in _RECIPE.findall(README.read_text())}
 
 

@@ -61,3 +61,8 @@ def test_main_readme_shows_the_examples_own_code() -> None:
 def test_example_readme_shows_the_examples_own_code() -> None:
     """examples/browser/README.md's snippets equal the example's marked code."""
     check_readme(EXAMPLE_DIR / "README.md")
+
+
+def test_the_frontend_guide_shows_the_examples_own_code() -> None:
+    """docs/frontend.md's snippets equal the example's marked code."""
+    check_readme(ROOT / "docs" / "frontend.md")

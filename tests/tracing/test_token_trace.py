@@ -219,15 +219,15 @@ def _skeleton(tree: str) -> list[str]:
 
 
 def readme_tree() -> str:
-    """The span tree README.md shows under Tracing."""
-    readme = (ROOT / "README.md").read_text()
+    """The span tree the observability page shows under Tracing."""
+    readme = (ROOT / "docs" / "operations" / "observability.md").read_text()
     start = readme.index("```\n", readme.index("One request with an Idempotency-Key")) + 4
     return readme[start : readme.index("```", start)]
 
 
 async def test_the_readme_tree(settings: Settings, tracing: Tracing, exporter: InMemorySpanExporter) -> None:
-    """The tree the README shows is this test's: one request with an Idempotency-Key, as text; the README's spans,
-    nesting and order are the ones recorded here."""
+    """The tree docs/operations/observability.md shows is this test's: one request with an Idempotency-Key, as
+    text; its spans, nesting and order are the ones recorded here."""
     async with traced_app(settings, tracing) as client:
         warm = await client.post("/v1/tokens", json={"profile": "voice"}, headers={**auth(), "Idempotency-Key": "k-0"})
         assert warm.status_code == 201  # the Idempotency-Key store's script is loaded in Redis now
@@ -243,5 +243,5 @@ async def test_the_readme_tree(settings: Settings, tracing: Tracing, exporter: I
     assert lines[0] == "POST /v1/tokens"
     assert [line.strip() for line in lines if line.startswith("  ") and not line.startswith("    ")] == STEPS
     assert "      POST" in lines  # the HTTP call to Google, under the mint's attempt
-    print(tree)  # `pytest -s -k readme_tree` prints what README.md quotes
+    print(tree)  # `pytest -s -k readme_tree` prints what the page quotes
     assert _skeleton(readme_tree()) == lines

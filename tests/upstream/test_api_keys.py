@@ -212,10 +212,10 @@ def _gauge(metrics: Metrics, state: str) -> float | None:
     return metrics.registry.get_sample_value("livetoken_upstream_keys", {"state": state})
 
 
-def test_the_readmes_fingerprint_command_names_a_key_as_logs_and_metrics_do() -> None:
-    """The shell line README.md gives operators to find a key's fingerprint prints what the service shows after
-    `sha256:` (so an alert's key label can be matched to a key without the key ever being shown)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_docs_fingerprint_command_names_a_key_as_logs_and_metrics_do() -> None:
+    """The shell line the key-rotation page gives operators to find a key's fingerprint prints what the service
+    shows after `sha256:` (so an alert's key label can be matched to a key without the key ever being shown)."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "operations" / "keys.md").read_text()
     command = re.search(r"`(printf %s \"\$KEY\" \| sha256sum \| cut -c1-12)`", readme)
     assert command is not None
     key = "AIzaSy-example-" + "0" * 24
