@@ -234,6 +234,12 @@ READABLE_MESSAGES = [
         id="queue-timeout-bound",
     ),
     pytest.param(
+        BASE.replace("https://idp.test/", "https://login.microsoftonline.com/{tenantid}/v2.0"),
+        "issuers[0].issuer: a pattern is not accepted (the issuer picks the keys and the rules, so a pattern would "
+        "let every tenant's users in); list one [[issuers]] per tenant",
+        id="issuer-pattern",
+    ),
+    pytest.param(
         BASE + "require_app_check = true\n",
         "profiles.voice.require_app_check: needs an [app_check] section with your Firebase project_number",
         id="app-check-unconfigured",

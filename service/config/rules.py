@@ -71,6 +71,11 @@ def _check_issuer(issuer: IssuerConfig, key: str) -> None:
         raise ConfigError(f"{key}.algorithms: an hs256_secret_env issuer may only allow HS256/HS384/HS512")
     if issuer.hs256_secret_env is None and algorithms & HS_ALGORITHMS:
         raise ConfigError(f"{key}.algorithms: HS algorithms need hs256_secret_env; never mix them with public keys")
+    if any(mark in issuer.issuer for mark in ("{", "}", "*")):
+        raise ConfigError(
+            f"{key}.issuer: a pattern is not accepted (the issuer picks the keys and the rules, so a pattern would "
+            "let every tenant's users in); list one [[issuers]] per tenant"
+        )
     if issuer.discovery:
         problem = discovery_url_problem(issuer.issuer)
         if problem is not None:
