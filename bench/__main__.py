@@ -32,7 +32,7 @@ import jwt
 import redis
 import uvloop
 
-from bench.burst import burst_lines, burst_on_fresh_process
+from bench.burst import burst_lines, burst_on_fresh_process, spawn_service
 from bench.loadgen import build_request, run_load
 from bench.procstat import cpu_seconds, descendants, open_fds, peak_rss_mb, rss_mb
 from bench.serve_baseline import SERVERS
@@ -377,13 +377,7 @@ async def cold_start(exe: str, config: Path, env: dict[str, str], log: Path, ups
     port = free_port()
     waves = [issue_requests(port, [f"cold-{w * 200 + i}" for i in range(200)], 200) for w in range(2)]
     started = time.perf_counter()
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [exe, "serve", "--config", str(config), "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    proc = spawn_service(exe, config, port, env, log)
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
         figures: dict[str, Any] = {"ready_after_s": round(time.perf_counter() - started, 2)}
@@ -475,11 +469,8 @@ async def through_proxy(  # noqa: PLR0917 - one scenario's parts
     proxy = ForwardProxy(tmp / "proxy")
     proxy.start()
     port = free_port()
-    service = subprocess.Popen(
-        [exe, "serve", "--config", str(config), "--port", str(port)],
-        env={**env, "HTTPS_PROXY": proxy.url(), "NO_PROXY": ""},
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "service-proxied.log", "wb"),
+    service = spawn_service(
+        exe, config, port, {**env, "HTTPS_PROXY": proxy.url(), "NO_PROXY": ""}, tmp / "service-proxied.log"
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", service)
@@ -514,8 +505,8 @@ async def burst_rows(
     return rows
 
 
-async def run_burst_only(bursts: tuple[int, ...]) -> dict[str, Any]:
-    """`make bench ARGS=--only-burst`: the burst rows alone, on their own Redis and emulator."""
+def start_upstreams() -> tuple[Path, RedisProcess, EmulatorProcess, Path]:
+    """A scratch directory, redis-server, the emulator (unpaced) and the bench config: what every run stands on."""
     tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
     redis_proc = RedisProcess()
     redis_proc.start()
@@ -523,6 +514,12 @@ async def run_burst_only(bursts: tuple[int, ...]) -> dict[str, Any]:
     emulator.start()
     config = tmp / "bench.toml"
     config.write_text(CONFIG)
+    return tmp, redis_proc, emulator, config
+
+
+async def run_burst_only(bursts: tuple[int, ...]) -> dict[str, Any]:
+    """`make bench ARGS=--only-burst`: the burst rows alone, on their own Redis and emulator."""
+    tmp, redis_proc, emulator, config = start_upstreams()
     try:
         emulator.set_latency(300)
         exe = str(Path(sys.executable).parent / "livetoken")
@@ -549,22 +546,11 @@ def _env(emulator: EmulatorProcess, redis_proc: RedisProcess) -> dict[str, str]:
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """All scenarios, in one run so the ratios hold."""
-    tmp = Path(tempfile.mkdtemp(prefix="livetoken-bench-"))
-    redis_proc = RedisProcess()
-    redis_proc.start()
-    emulator = EmulatorProcess(tmp, "--speed", "0")
-    emulator.start()
-    config = tmp / "bench.toml"
-    config.write_text(CONFIG)
+    tmp, redis_proc, emulator, config = start_upstreams()
     env = _env(emulator, redis_proc)
     port, base_port = free_port(), free_port()
     exe = str(Path(sys.executable).parent / "livetoken")
-    service = subprocess.Popen(
-        [exe, "serve", "--config", str(config), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "service.log", "wb"),
-    )
+    service = spawn_service(exe, config, port, env, tmp / "service.log")
     baseline = start_baseline(base_port, "uvicorn")  # issue #16's yardstick: stock uvicorn + uvloop + httptools
     traced = [
         TracedService(exe, config, env, tmp / f"traced-{ratio:g}.log", ratio)

@@ -37,6 +37,17 @@ def _latencies(answers: list[Answer]) -> dict[str, float]:
     }
 
 
+def spawn_service(exe: str, config: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`livetoken serve` on `port` as its own process (as `make run` starts it), its log written to `log`."""
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            [exe, "serve", "--config", str(config), "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,13 +77,7 @@ async def burst_on_fresh_process(  # noqa: PLR0917 - one scenario's parts
         )
         for i in range(callers)
     ]
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [exe, "serve", "--config", str(config), "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    proc = spawn_service(exe, config, port, env, log)
     try:
         _wait_ready(f"http://{host}/readyz", proc)
         rss_before = rss_mb(proc.pid)

@@ -47,9 +47,9 @@ description = "Current date and time in UTC (gemini-3.8-live runs it non-blockin
 """
 
 
-def start_service(tmp: Path, emulator: Any, redis_url: str) -> tuple[ServiceProcess, str]:
-    """`livetoken serve` on a free port with the test config and the calc profile."""
-    config = write_config(tmp, 'subject = [{ rate = 1000, period = "1m", burst = 1000 }]', extra=CALC_PROFILE)
+def start_service(tmp: Path, emulator: Any, redis_url: str, extra: str = CALC_PROFILE) -> tuple[ServiceProcess, str]:
+    """`livetoken serve` on a free port with the test config and `extra` profiles (the calc profile's)."""
+    config = write_config(tmp, 'subject = [{ rate = 1000, period = "1m", burst = 1000 }]', extra=extra)
     port = free_port()
     proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], service_env(emulator, redis_url))
     proc.start()
@@ -300,12 +300,7 @@ def short_lived_setup(
     0, so a reply is never what a connection cuts), and the service on it with the test profiles."""
     emu = EmulatorProcess(tmp, "--speed", "0", "--max-connection-seconds", connection_seconds, "--goaway-lead", "1")
     emu.start()
-    config = write_config(tmp, 'subject = [{ rate = 1000, period = "1m", burst = 1000 }]', extra=RESUME_PROFILES)
-    port = free_port()
-    proc = ServiceProcess(["serve", "--config", str(config), "--port", str(port)], service_env(emu, redis_url))
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_http(url + "/healthz")
+    proc, url = start_service(tmp, emu, redis_url, extra=RESUME_PROFILES)
     return emu, proc, url
 
 
