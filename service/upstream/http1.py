@@ -13,7 +13,8 @@ On the wire Google sees what aiohttp sent under the SDK, header for header (a te
 
 A connection is reused only after a complete answer that keeps it alive; one that fails, is cancelled mid-request
 (the attempt's timeout) or answers `Connection: close` is closed. Idle connections are closed after
-`idle_seconds`, well before Google's front ends drop them.
+`idle_seconds`, well before Google's front ends drop them. Closing the pool waits until its sockets are closed: a
+TLS close waits for the server's close_notify, and a socket left open when the event loop ends is leaked.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ MAX_ANSWER_BYTES = 1 << 20  # a token is a few hundred bytes; an error page a fe
 MAX_PROXY_HEAD_BYTES = 16 << 10  # a proxy's answer to CONNECT is a status line and a few headers
 TOO_LARGE = "The upstream's answer is larger than any answer to this request."
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
+# How long closing the pool waits for the servers' close_notify before it cuts the connections still closing.
+CLOSE_GRACE_SECONDS = 1.0
 
 
 class UpstreamConnectionError(ConnectionError):
@@ -109,6 +112,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.answered_any = False  # a byte of an answer has arrived on this connection (since its last request)
         self._eof = False  # the server ended the stream cleanly (a FIN, or TLS close_notify)
+        self.lost: asyncio.Future[None] = loop.create_future()  # done once the socket is closed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -192,6 +196,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
+        if not self.lost.done():
+            self.lost.set_result(None)
         headers = self._headers
         if (
             self._future is not None
@@ -219,6 +225,13 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
+
+    def abort(self) -> None:
+        """Close the socket at once (a TLS close still waiting for the server's close_notify is cut short)."""
+        self.reusable = False
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class _TunnelSetup(asyncio.Protocol):
@@ -306,6 +319,7 @@ class UpstreamConnections:
         self._resolver = _Resolver(self._host, self._port)
         self.stale_retries = 0  # requests sent again because a pooled connection was found closed
         self._idle: list[_Connection] = []
+        self._open: set[_Connection] = set()  # every connection whose socket is not closed yet
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -412,7 +426,7 @@ class UpstreamConnections:
             except OSError as exc:  # this address (or family) is unreachable: the next one
                 failure = exc
                 continue
-            return connection
+            return self._opened(connection)
         self._resolver.forget()
         raise failure or UpstreamConnectionError(f"{self._host} has no address.")
 
@@ -438,15 +452,21 @@ class UpstreamConnections:
             if self._ssl is None:
                 transport.set_protocol(connection)
                 connection.connection_made(transport)
-                return connection
+                return self._opened(connection)
             tls = await loop.start_tls(transport, connection, self._ssl, server_hostname=self._host)
             if tls is None:  # pragma: no cover - start_tls returns None only for a transport closed meanwhile
                 raise UpstreamConnectionError("The egress proxy closed the tunnel during the TLS handshake.")
             connection.connection_made(tls)
-            return connection
+            return self._opened(connection)
         except BaseException:
             transport.close()
             raise
+
+    def _opened(self, connection: _Connection) -> _Connection:
+        """Count `connection` as open until its socket is closed (aclose waits for it)."""
+        self._open.add(connection)
+        connection.lost.add_done_callback(lambda _: self._open.discard(connection))
+        return connection
 
     def _arm_sweeper(self) -> None:
         loop = asyncio.get_running_loop()
@@ -489,7 +509,9 @@ class UpstreamConnections:
         return len(opened)
 
     async def aclose(self) -> None:
-        """Close every idle connection (one in use closes when its request ends)."""
+        """Close every idle connection and return once their sockets are closed, and those of connections a failed
+        request closed (one in use closes when its request ends). A TLS close sends close_notify and closes the
+        socket when the server's comes back: that is waited for, CLOSE_GRACE_SECONDS at most, then cut short."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -497,4 +519,10 @@ class UpstreamConnections:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+        closing = [c for c in self._open if c.closed]
+        if closing:
+            await asyncio.wait([c.lost for c in closing], timeout=CLOSE_GRACE_SECONDS)
+        for connection in closing:
+            if not connection.lost.done():
+                connection.abort()
         await asyncio.sleep(0)  # let the transports' close callbacks run
