@@ -15,11 +15,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from hiredis import pack_command
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.config import LimitRule, LimitsConfig
 from service.metrics import Metrics
 from service.ratelimit import checks_for
-from service.ratelimit.connections import LeanConnections
+from service.ratelimit.connections import BehindAFailure, LeanConnections
 from service.ratelimit.redis import RedisRateLimiter, blocking_pool
 from tests.support.redis_proc import RedisProcess
 from tests.support.waiting import until
@@ -175,3 +176,63 @@ async def test_limiter_reloads_its_script_after_a_flush(redis_url: str) -> None:
     assert (await limiter.acquire(checks)).allowed
     assert not (await limiter.acquire(checks)).allowed  # and it still counts: burst 2 is spent
     await limiter.aclose()
+
+
+async def _outcome(lean: LeanConnections, *args: Any) -> tuple[type[BaseException] | None, float]:
+    """How one command ended (its exception's type, None for a reply) and when (time.monotonic())."""
+    try:
+        await lean.execute(*args)
+    except Exception as exc:  # the failure is the outcome under test
+        return type(exc), time.monotonic()
+    return None, time.monotonic()
+
+
+async def test_a_late_reply_fails_every_command_behind_it_at_once(redis_proc: RedisProcess) -> None:
+    """Redis freezes with one command written, and two more are written 0.25 s later on the same connection (0.5 s
+    budget each). When the first is late, all three fail at that moment: the first with TimeoutError, the two
+    behind it with BehindAFailure; none waits for a deadline of its own, none is left hanging."""
+    lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=0.5)
+    assert await lean.execute("PING") == b"PONG"
+    (pipe,) = lean._pipes
+    assert redis_proc.proc is not None
+    os.kill(redis_proc.proc.pid, signal.SIGSTOP)
+    try:
+        first = asyncio.create_task(_outcome(lean, "ECHO", "first"))
+        await until(_written(pipe), "the first command was written")
+        written = time.monotonic()
+        await asyncio.sleep(0.25)  # the two behind it are written later, so their own deadlines come later
+        behind = [asyncio.create_task(_outcome(lean, "ECHO", f"behind-{i}")) for i in range(2)]
+        async with asyncio.timeout(3):
+            outcomes = await asyncio.gather(first, *behind)
+    finally:
+        os.kill(redis_proc.proc.pid, signal.SIGCONT)
+    await lean.aclose()
+    assert [kind for kind, _ in outcomes] == [TimeoutError, BehindAFailure, BehindAFailure]
+    ended = [at for _, at in outcomes]
+    assert 0.45 <= ended[0] - written < 1.0
+    assert max(ended) - min(ended) < 0.1
+
+
+async def test_a_lost_connection_fails_every_command_waiting_on_it_at_once(redis_proc: RedisProcess) -> None:
+    """Three commands wait on one connection (5 s budget each) when Redis dies (SIGKILL): all three fail at once
+    with a connection error (the oldest as the loss, the others as behind it), well within their budget."""
+    lean = LeanConnections(blocking_pool(redis_proc.url, 1.0), size=1, timeout=5.0)
+    assert await lean.execute("PING") == b"PONG"
+    (pipe,) = lean._pipes
+    assert redis_proc.proc is not None
+    os.kill(redis_proc.proc.pid, signal.SIGSTOP)  # the commands wait, unanswered, until Redis dies
+    waiting = [asyncio.create_task(_outcome(lean, "ECHO", f"c{i}")) for i in range(3)]
+
+    async def all_written() -> bool:
+        return pipe.in_flight == 3 and not pipe._out
+
+    await until(all_written, "the three commands were written")
+    killed = time.monotonic()
+    redis_proc.stop()
+    async with asyncio.timeout(3):
+        outcomes = await asyncio.gather(*waiting)
+    await lean.aclose()
+    assert [kind for kind, _ in outcomes] == [RedisConnectionError, BehindAFailure, BehindAFailure]
+    ended = [at for _, at in outcomes]
+    assert max(ended) - killed < 1.0
+    assert max(ended) - min(ended) < 0.1
