@@ -32,6 +32,7 @@ browser-deps:
 # The whole suite: style and types first (cheap), then every test, then the seam tests at the lowest versions.
 test: $(STAMP) redis-server browser-deps oidc-provider lint typecheck
 	$(PY) -m pytest
+	@$(MAKE) --no-print-directory docs
 	@$(MAKE) --no-print-directory test-lowest
 
 # A second venv with every runtime dependency at the lowest version pyproject.toml allows (requirements-min.txt,
@@ -81,6 +82,20 @@ soak: $(STAMP) redis-server
 
 openapi: $(STAMP)
 	$(VENV)/bin/livetoken openapi > openapi.yaml
+
+.PHONY: docs docs-reference docs-serve
+# The documentation site (mkdocs.yml). docs/reference/ is generated from the code; tests/ops/test_docs.py fails when
+# it drifts, and `make test` builds the site after the tests, so the check sees the pages as committed.
+docs-reference: $(STAMP)
+	$(PY) -m service.docs_reference
+
+# Strict: a page left out of the nav, a broken link or anchor fails the build. NO_MKDOCS_2_WARNING=1 silences the
+# end-of-life banner Material for MkDocs prints on every build.
+docs: docs-reference
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+docs-serve: docs-reference
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache .livetoken examples/browser/node_modules examples/browser/dist

@@ -17,6 +17,73 @@ from service.config.settings import EnvConfig
 
 T = TypeVar("T")
 
+# Every variable livetoken reads (name, meaning): the environment reference (docs/reference/environment.md) is made
+# from it, and tests/ops/test_docs.py fails when a LIVETOKEN_ name in service/ is missing here. OTEL_* are
+# service/tracing/environment.py's.
+VARIABLES: tuple[tuple[str, str], ...] = (
+    (
+        "LIVETOKEN_CONFIG",
+        "Path of the TOML configuration file (`serve --config` wins); unset: `serve` starts in dev mode.",
+    ),
+    (
+        "LIVETOKEN_GEMINI_API_KEY",
+        "The Gemini API key the mint uses. Required by `serve` with a configuration (or `…_FILE`, not both).",
+    ),
+    (
+        "LIVETOKEN_GEMINI_API_KEY_FILE",
+        "A file of Gemini API keys, one a line (blank lines and `#` comments ignored, at most 10): the first is used, "
+        "the others are fallbacks when Google refuses a key. Re-read when it changes and on `SIGHUP`.",
+    ),
+    (
+        "LIVETOKEN_GEMINI_BASE_URL",
+        "The upstream's base URL (http(s), a host, no query, fragment or credentials); unset: Google "
+        "(`https://generativelanguage.googleapis.com`).",
+    ),
+    (
+        "LIVETOKEN_GEMINI_CA_FILE",
+        "A PEM CA bundle to trust for the upstream as well (the emulator's), loaded at start-up; unset: the system's "
+        "trust store. `livetoken client` trusts it too.",
+    ),
+    (
+        "LIVETOKEN_REDIS_URL",
+        "`redis://`, `rediss://` or `unix://` URL of the Redis that holds rate limits, budgets, blocks and "
+        "idempotency (host, port and database checked at start-up); unset: the in-memory limiter (one process).",
+    ),
+    ("LIVETOKEN_REDIS_URL_FILE", "A file holding `LIVETOKEN_REDIS_URL` (it may carry a password); not both."),
+    ("LIVETOKEN_LOG_FORMAT", "`json` or `console`; unset: console on a terminal, JSON otherwise."),
+    ("LIVETOKEN_LOG_LEVEL", "`debug`, `info` (default), `warning` or `error`."),
+    (
+        "LIVETOKEN_CORS_ALLOW_ORIGINS",
+        "Comma-separated browser origins (`https://app.example`) allowed to call the API, added to "
+        "`server.cors_allow_origins` and `serve --cors-origin`.",
+    ),
+    (
+        "LIVETOKEN_STATE_DIR",
+        "Dev mode's state directory (the dev JWT secret, the emulator's key, CA and `emulator.json`); default "
+        "`./.livetoken/`. Read by `serve`, `dev-jwt`, `emulator` and `client`.",
+    ),
+    (
+        "LIVETOKEN_EMULATOR_API_KEY",
+        "The API key `livetoken emulator` accepts (`--api-key` wins); unset: one generated into the state directory.",
+    ),
+    (
+        "LIVETOKEN_DEV_JWT_SECRET",
+        "Not read from the environment: the `hs256_secret_env` name dev mode's own issuer gives the secret it keeps "
+        "in the state directory.",
+    ),
+    (
+        "HTTPS_PROXY",
+        "The forward proxy (`http://[user:password@]proxy:port`) for https calls: the mint to Google and JWKS or "
+        "discovery fetches, through a CONNECT tunnel. `https_proxy` wins over it.",
+    ),
+    ("HTTP_PROXY", "The forward proxy for `http://` JWKS or discovery URLs. `http_proxy` wins over it."),
+    (
+        "NO_PROXY",
+        "Comma-separated hosts reached directly: `*`, host names (with their subdomains), IP addresses, each "
+        "optionally `:port`. `no_proxy` wins over it.",
+    ),
+)
+
 
 def load_env(env: Mapping[str, str], file: FileConfig, *, require_api_key: bool = True) -> EnvConfig:
     """Read secrets and endpoints from the environment and check them against the file config."""

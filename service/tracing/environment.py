@@ -34,6 +34,54 @@ EXTRA_MODULES = (
     "opentelemetry.instrumentation.redis",
 )
 
+# The OTEL_* variables livetoken reads or sets (name, meaning), for the environment reference
+# (docs/reference/environment.md); the OpenTelemetry SDK reads the rest of its own itself.
+VARIABLES: tuple[tuple[str, str], ...] = (
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "Turns tracing on: OTLP over HTTP/protobuf to `<endpoint>/v1/traces` (a collector's port 4318).",
+    ),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "Turns tracing on: the full OTLP traces URL (wins over the one above)."),
+    (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "Only `http/protobuf` is accepted (`…_TRACES_PROTOCOL` wins); another stops start-up.",
+    ),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "As `OTEL_EXPORTER_OTLP_PROTOCOL`, for traces."),
+    (
+        "OTEL_TRACES_EXPORTER",
+        "`otlp` (default), `console` (spans on stdout), or `none` (off); setting it turns tracing on.",
+    ),
+    ("OTEL_SDK_DISABLED", "`true` turns tracing off whatever else is set."),
+    (
+        "OTEL_TRACES_SAMPLER",
+        "The SDK's sampler names; default `parentbased_always_on` (a caller's `traceparent` decides, a request "
+        "without one is sampled).",
+    ),
+    ("OTEL_TRACES_SAMPLER_ARG", "The ratio, 0 to 1, for the `traceidratio` samplers."),
+    (
+        "OTEL_SERVICE_NAME",
+        "The resource's `service.name` (read by the SDK); default `livetoken`. `service.version` is the package's.",
+    ),
+    ("OTEL_RESOURCE_ATTRIBUTES", "More resource attributes, read by the SDK."),
+    (
+        "OTEL_PROPAGATORS",
+        "Unset: W3C trace context only, so baggage a caller sends is not forwarded to Google or the identity "
+        "provider; set it to choose others.",
+    ),
+    (
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "Defaults to `http` (set by livetoken when unset): HTTP spans carry the stable semantic conventions.",
+    ),
+    (
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
+        "More header names whose values are redacted in spans, besides the credentials livetoken always redacts.",
+    ),
+    (
+        "OTEL_PYTHON_LITESTAR_EXCLUDED_URLS",
+        "More paths to leave untraced, besides `/healthz`, `/readyz` and `/metrics` (read by Litestar's plugin).",
+    ),
+)
+
 
 @dataclass(frozen=True)
 class TracingConfig:
