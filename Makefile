@@ -98,4 +98,4 @@ docs-serve: docs-reference
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache .livetoken examples/browser/node_modules examples/browser/dist
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache .livetoken examples/browser/node_modules examples/browser/dist site tests/oidc/node_modules
