@@ -28,6 +28,7 @@ from service.errors import Overloaded
 
 _WEIGHT = 0.05  # each finished request moves the mean holding time by 5%: ~20 requests of memory
 _MAX_RETRY_AFTER = 30
+_MEMORY_SECONDS = 10.0  # after this long without a completion, the next one mostly replaces the measure
 
 
 class _Waiter:
@@ -61,12 +62,12 @@ class Admission:
         self._queue: deque[_Waiter] = deque()
         self.waiting = 0  # live waiters (the deque may still hold ones that went away, skipped when reached)
         self.mean_hold: float | None = None  # seconds a slot is held, once one request has finished
+        self._last_leave = 0.0
 
     def configure(self, slots: int, queue_timeout: float, max_queue: int) -> None:
         """Take a reloaded configuration's bounds; requests already admitted or waiting keep their places."""
         self.slots, self.queue_timeout, self.max_queue = slots, queue_timeout, max_queue
-        while self.busy < self.slots and self._hand_over():
-            self.busy += 1
+        self._refill()
 
     def drain_rate(self) -> float | None:
         """Requests per second the slots give back, once measured."""
@@ -103,18 +104,33 @@ class Admission:
                 self._give_back()  # a slot reached it just as its caller went away: pass it on
             else:
                 self._forget(waiter)
+                self._refill()
             raise
         return self._clock() - now
 
     def leave(self, held: float) -> None:
         """Give back a slot held for `held` seconds: to the queue's head if someone waits, else to the pool."""
-        self.mean_hold = held if self.mean_hold is None else self.mean_hold + _WEIGHT * (held - self.mean_hold)
+        now = self._clock()
+        if self.mean_hold is None:
+            self.mean_hold = held
+        else:
+            # 5% per completion, more after a quiet spell: a measure taken long ago (one slow request, an upstream
+            # blip) must not shed the next burst on arrival.
+            weight = max(_WEIGHT, 1.0 - math.exp(-(now - self._last_leave) / _MEMORY_SECONDS))
+            self.mean_hold += weight * (held - self.mean_hold)
+        self._last_leave = now
         self._give_back()
         self._shed_hopeless()
 
     def _give_back(self) -> None:
-        if not self._hand_over():
+        # Above the bound (a reload lowered it) a freed slot goes back to the pool, not to the next in the queue.
+        if self.busy > self.slots or not self._hand_over():
             self.busy -= 1
+
+    def _refill(self) -> None:
+        """Hand free slots to waiters: a waiter that went away may have let a slot go back to the pool meanwhile."""
+        while self.busy < self.slots and self._hand_over():
+            self.busy += 1
 
     def _hand_over(self) -> bool:
         """Pass a slot to the first live waiter (the slot stays counted busy); False if nobody waits."""
@@ -138,6 +154,8 @@ class Admission:
         if not waiter.future.done():
             self.waiting -= 1
             waiter.future.set_exception(self._shed("timed_out", self.waiting + 1))
+        while self._queue and self._queue[0].future.done():  # the ones that gave up first are at the head
+            self._queue.popleft()
 
     def _forget(self, waiter: _Waiter) -> None:
         """A waiter whose caller went away: uncount it; the deque drops it when reached."""

@@ -163,3 +163,55 @@ async def test_a_larger_reloaded_bound_lets_waiters_in_at_once() -> None:
     assert (gate.busy, gate.waiting) == (3, 1)
     gate.leave(0.1)
     await asyncio.wait_for(waiting[2], 1)
+
+
+async def test_a_lowered_bound_holds_while_callers_wait() -> None:
+    """A reload lowers four places to one while ten wait: freed places go back to the pool until only one is
+    busy, then the queue moves one at a time."""
+    gate, _ = admission(slots=4)
+    for _ in range(4):
+        assert gate.try_enter()
+    waiting = [asyncio.create_task(gate.wait()) for _ in range(10)]
+    await asyncio.sleep(0)
+    gate.configure(slots=1, queue_timeout=2.0, max_queue=100)
+    busy = []
+    for _ in range(4):
+        gate.leave(0.1)
+        busy.append(gate.busy)
+    assert busy == [3, 2, 1, 1]
+    assert gate.waiting == 9
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_a_place_freed_while_the_only_waiter_left_goes_to_the_next_one() -> None:
+    """The waiter is cancelled and a place given back in the same loop pass, and a newcomer queues behind that
+    free place: it gets the place at once, not at its deadline."""
+    gate, shed = admission(slots=1, queue_timeout=0.5)
+    assert gate.try_enter()
+    first = asyncio.create_task(gate.wait())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    newcomer = asyncio.create_task(gate.wait())  # runs before the cancelled waiter hears of its cancellation
+    first.cancel()
+    gate.leave(0.1)
+    assert not gate.try_enter()  # the cancelled waiter is still counted: the newcomer queues
+    await asyncio.gather(first, return_exceptions=True)
+    await asyncio.wait_for(newcomer, 1)
+    assert time.monotonic() - started < 0.1
+    assert (gate.busy, gate.waiting, shed) == (1, 0, [])
+
+
+async def test_an_old_slow_measure_does_not_shed_the_next_burst() -> None:
+    """Requests held 8 s once; a minute later requests take 0.3 s: the first completion after the quiet minute
+    mostly replaces the measure, so the queue is judged on today's speed."""
+    clock = Clock()
+    gate = Admission(1, 2.0, 100, clock=clock)
+    assert gate.try_enter()
+    gate.leave(8.0)
+    clock.now += 60
+    assert gate.try_enter()
+    gate.leave(0.3)
+    assert gate.mean_hold is not None
+    assert gate.mean_hold < 0.35
