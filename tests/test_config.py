@@ -240,6 +240,11 @@ READABLE_MESSAGES = [
         id="issuer-pattern",
     ),
     pytest.param(
+        BASE.replace("https://idp.test/", "firebase-app-check"),
+        "issuers[0].issuer: 'firebase-app-check' names anonymous App Check callers; use the issuer's URL",
+        id="issuer-reserved",
+    ),
+    pytest.param(
         BASE + "require_app_check = true\n",
         "profiles.voice.require_app_check: needs an [app_check] section with your Firebase project_number",
         id="app-check-unconfigured",

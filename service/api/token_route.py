@@ -140,7 +140,7 @@ async def answer_token_request(rt: Runtime, header: Callable[[str], str | None],
     anonymous = authorization is None and app_check_token is not None and gen.app_check is not None
     with rt.tracing.span("livetoken.authenticate") as span:
         if anonymous and gen.app_check is not None:
-            caller = anonymous_caller(await gen.app_check.verify(app_check_token))
+            caller = anonymous_caller(await gen.app_check.verify(app_check_token), app_check_token or "")
         else:
             caller = await gen.verifier.verify(authorization)
         if span.is_recording():  # the caller as the logs' fingerprint, never the subject itself

@@ -9,6 +9,7 @@ from service.config.endpoints import discovery_url_problem
 from service.config.errors import ConfigError
 from service.config.model import HS_ALGORITHMS, BudgetConfig, FileConfig, IssuerConfig, ProfileConfig, RequireRule
 
+ANONYMOUS_ISSUER = "firebase-app-check"  # the issuer service.auth gives anonymous App Check callers
 _KEY_SOURCES = ("discovery", "jwks_url", "public_key_file", "hs256_secret_env")
 
 
@@ -71,6 +72,8 @@ def _check_issuer(issuer: IssuerConfig, key: str) -> None:
         raise ConfigError(f"{key}.algorithms: an hs256_secret_env issuer may only allow HS256/HS384/HS512")
     if issuer.hs256_secret_env is None and algorithms & HS_ALGORITHMS:
         raise ConfigError(f"{key}.algorithms: HS algorithms need hs256_secret_env; never mix them with public keys")
+    if issuer.issuer == ANONYMOUS_ISSUER:
+        raise ConfigError(f"{key}.issuer: {ANONYMOUS_ISSUER!r} names anonymous App Check callers; use the issuer's URL")
     if any(mark in issuer.issuer for mark in ("{", "}", "*")):
         raise ConfigError(
             f"{key}.issuer: a pattern is not accepted (the issuer picks the keys and the rules, so a pattern would "

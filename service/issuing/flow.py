@@ -149,7 +149,7 @@ class TokenIssuer:
         with self._tracing.span("livetoken.idempotency") as span:
             span.set_attribute("livetoken.idempotency.outcome", "none" if idempotency_key is None else "claimed")
             if idempotency_key is not None:
-                idem_key = store_key(self._limits.key_prefix, caller.caller_key, idempotency_key)
+                idem_key = store_key(self._limits.key_prefix, caller.idempotency_scope, idempotency_key)
                 store, claim = await self._claim(idem_key, request_hash)
                 if claim.answer is not None:
                     span.set_attribute("livetoken.idempotency.outcome", "replayed")

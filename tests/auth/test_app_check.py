@@ -199,3 +199,21 @@ async def test_browsers_may_send_the_app_check_header(client: AsyncTestClient[An
     )
     assert resp.status_code == 204, resp.text
     assert "x-firebase-appcheck" in resp.headers["access-control-allow-headers"]
+
+
+async def test_anonymous_devices_of_one_app_never_share_an_idempotency_key(
+    client: AsyncTestClient[Any], keys: Keys, emulator: Any
+) -> None:
+    """Two devices of the same app (each its own App Check token) send the same Idempotency-Key: each gets its own
+    token, minted once each; a device's retry replays its own."""
+    before = emulator.mint_count()
+    device_a = {"X-Firebase-AppCheck": app_check(keys, jti="device-a"), "Idempotency-Key": "req-1"}
+    device_b = {"X-Firebase-AppCheck": app_check(keys, jti="device-b"), "Idempotency-Key": "req-1"}
+    a = await post(client, "demo", device_a)
+    b = await post(client, "demo", device_b)
+    a_again = await post(client, "demo", device_a)
+    assert [r.status_code for r in (a, b, a_again)] == [201, 201, 201]
+    assert a.json()["token"] != b.json()["token"]
+    assert a_again.json()["token"] == a.json()["token"]
+    assert a_again.headers["idempotent-replayed"] == "true"
+    assert emulator.mint_count() - before == 2
