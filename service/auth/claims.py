@@ -47,9 +47,9 @@ def claim_at(claims: Mapping[str, Any], name: str) -> Any:
 
 
 def holds(claims: Mapping[str, Any], name: str, wanted: str | list[str]) -> bool:
-    """True when the claim (or one of its list items) is `wanted` or one of its values. Only strings and integers
-    can match: an object, list, float or boolean never does (and is never hashed, so no claim shape can make
-    this raise)."""
+    """True when the claim (or one of its list items) is `wanted` or one of its values. Only strings, integers and
+    booleans (as `"true"` / `"false"`: Supabase's `is_anonymous`) can match: an object, list or float never does
+    (and is never hashed, so no claim shape can make this raise)."""
     allowed = {wanted} if isinstance(wanted, str) else set(wanted)
     have = claim_at(claims, name)
     values = have if isinstance(have, list) else [have]
@@ -57,9 +57,12 @@ def holds(claims: Mapping[str, Any], name: str, wanted: str | list[str]) -> bool
 
 
 def claim_text(value: object) -> str | None:
-    """A claim value as configuration compares it: a string, or an integer's digits; else None."""
+    """A claim value as configuration compares it: a string, a boolean as "true" / "false", an integer's digits;
+    else None."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None

@@ -39,7 +39,8 @@ def parse_discovery(raw: bytes, issuer: str, algorithms: frozenset[str]) -> Disc
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str):
         raise JWKSRejected("no_jwks_uri")
-    if discovery_url_problem(jwks_uri) is not None:
+    # Plain http only for a provider on this host: an https issuer may not send the keys' fetch to a local port.
+    if discovery_url_problem(jwks_uri) is not None or (jwks_uri[:7].lower() == "http://" and issuer[:8] == "https://"):
         raise JWKSRejected("jwks_uri_not_https")
     advertised = document.get("id_token_signing_alg_values_supported")
     names = [a for a in advertised if isinstance(a, str)][:32] if isinstance(advertised, list) else []

@@ -57,7 +57,7 @@ def fetch_token(  # noqa: PLR0917 - what a token request is made of
 def _retry_after(resp: httpx.Response) -> float | None:
     """Retry-After in seconds (livetoken sends whole seconds), or None when absent or not a number."""
     value = resp.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def _explain(resp: httpx.Response) -> str:

@@ -8,6 +8,7 @@ two documents are bent to show each refusal: an issuer that is not the configure
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.auth import JWTVerifier
+from service.auth.discovery import parse_discovery
+from service.auth.jwk_set import JWKSRejected
 from service.config import ConfigError, Duration, IssuerConfig
 from service.config.rules import check_rules
 from service.errors import InvalidToken
@@ -176,3 +179,23 @@ def _file(issuers: list[IssuerConfig]) -> Any:
     from service.config.model import FileConfig, ProfileConfig
 
     return FileConfig(issuers=issuers, profiles={"voice": ProfileConfig(model="gemini-3.8-live")})
+
+
+@pytest.mark.parametrize(
+    ("issuer", "jwks_uri", "allowed"),
+    [
+        ("https://idp.example.com", "https://keys.example.com/jwks", True),
+        ("https://idp.example.com", "http://127.0.0.1:6379/", False),  # a public issuer sending us to a local port
+        ("https://idp.example.com", "http://localhost/jwks", False),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000/jwks", True),  # a provider on this host, as in the tests
+        ("http://127.0.0.1:9000", "http://keys.example.com/jwks", False),
+    ],
+)
+def test_plain_http_keys_only_from_a_provider_on_this_host(issuer: str, jwks_uri: str, allowed: bool) -> None:
+    document = json.dumps({"issuer": issuer, "jwks_uri": jwks_uri}).encode()
+    if allowed:
+        assert parse_discovery(document, issuer, frozenset({"RS256"})).jwks_uri == jwks_uri
+    else:
+        with pytest.raises(JWKSRejected) as refused:
+            parse_discovery(document, issuer, frozenset({"RS256"}))
+        assert refused.value.reason == "jwks_uri_not_https"

@@ -50,6 +50,7 @@ def test_require_rules(rule: RequireRule | None, who: CallerIdentity, allowed: b
         pytest.param([["pro"]], False, id="list-of-lists"),
         pytest.param([{"x": 1}, "pro"], True, id="objects-then-the-value"),
         pytest.param(True, False, id="boolean"),
+        pytest.param([True, "42"], True, id="boolean-then-the-value"),
         pytest.param(1.0, False, id="float"),
         pytest.param(None, False, id="null"),
         pytest.param(42, True, id="integer-matches-its-digits"),
@@ -57,7 +58,15 @@ def test_require_rules(rule: RequireRule | None, who: CallerIdentity, allowed: b
     ],
 )
 def test_claims_of_any_json_shape_are_judged_without_error(have: Any, allowed: bool) -> None:
-    """A verified token may carry any JSON in a claim a rule names: only strings and integers can match, and no
-    shape (objects and lists are unhashable) makes the check raise."""
+    """A verified token may carry any JSON in a claim a rule names: only strings, integers and booleans can match,
+    and no shape (objects and lists are unhashable) makes the check raise."""
     rule = RequireRule(claims={"tier": ["pro", "42"]})
     assert may_use(profile(rule), caller(tier=have)) is allowed
+
+
+def test_a_boolean_claim_matches_its_json_spelling() -> None:
+    """`is_anonymous = "false"` admits a token whose is_anonymous is false and refuses one whose is true."""
+    rule = RequireRule(claims={"is_anonymous": "false"})
+    assert may_use(profile(rule), caller(is_anonymous=False)) is True
+    assert may_use(profile(rule), caller(is_anonymous=True)) is False
+    assert may_use(profile(rule), caller(is_anonymous="false")) is True

@@ -171,7 +171,7 @@ SHAPES: dict[str, Shape] = {
         "123e4567-e89b-12d3-a456-426614174000",
         "acme",
         frozenset(),
-        {"role": "anon", "is_anonymous": True},
+        {"is_anonymous": True},  # an anonymous sign-in: role is "authenticated" all the same
     ),
     "keycloak": Shape(
         "rsa",
