@@ -128,6 +128,8 @@ class Runtime:
         )
         if current.verifier.jwks_status() == "unavailable" and old.verifier.jwks_status() != "unavailable":
             raise ConfigError("issuers: the new issuers' keys (JWKS) could not be loaded; nothing was changed")
+        if _keys_status(current) == "unavailable" and _keys_status(old) != "unavailable":
+            raise ConfigError("app_check: Firebase App Check's keys could not be loaded; nothing was changed")
         self.current = current
         watch_models(settings, self.metrics)
         server = settings.file.server
@@ -157,7 +159,7 @@ class Runtime:
     async def readiness(self) -> Readiness:
         """Config is loaded by construction; report the limiter, circuit and JWKS state."""
         limiter_state = await _limiter_state(self.limiter)
-        jwks = self.verifier.jwks_status()
+        jwks = _worst(self.verifier.jwks_status(), _keys_status(self.current))
         ready = not self.draining and limiter_state != "unavailable" and jwks != "unavailable"
         return Readiness(
             status="ready" if ready else "not_ready",
@@ -171,6 +173,17 @@ class Runtime:
     async def aclose(self) -> None:
         """Close every connection this runtime opened, in reverse order."""
         await self._stack.aclose()
+
+
+def _keys_status(generation: Generation) -> Literal["ok", "stale", "unavailable"]:
+    """The state of Firebase App Check's keys, where a profile needs them ("ok" otherwise)."""
+    if generation.app_check is None:
+        return "ok"
+    return generation.app_check.jwks.status()
+
+
+def _worst(*states: Literal["ok", "stale", "unavailable"]) -> Literal["ok", "stale", "unavailable"]:
+    return "unavailable" if "unavailable" in states else "stale" if "stale" in states else "ok"
 
 
 async def _limiter_state(limiter: RateLimiter) -> Literal["ok", "fallback", "unavailable"]:

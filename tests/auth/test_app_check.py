@@ -217,3 +217,16 @@ async def test_anonymous_devices_of_one_app_never_share_an_idempotency_key(
     assert a_again.json()["token"] == a.json()["token"]
     assert a_again.headers["idempotent-replayed"] == "true"
     assert emulator.mint_count() - before == 2
+
+
+async def test_readiness_counts_app_checks_keys(
+    tmp_path: Path, app_check_jwks: JWKSServer, emulator: Any, redis_url: str
+) -> None:
+    """With App Check's key endpoint down from the start, /readyz says not ready (jwks unavailable): App Check
+    profiles could not serve anyone."""
+    app_check_jwks.mode = "down"
+    config = write_config(tmp_path, LIMITS, extra=extra(app_check_jwks.url))
+    async with running_app(build_settings(config, service_env(emulator, redis_url))) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert (ready.json()["status"], ready.json()["jwks"]) == ("not_ready", "unavailable")
