@@ -32,7 +32,7 @@ import jwt
 import redis
 import uvloop
 
-from bench.burst import burst_lines, burst_on_fresh_process, spawn_service
+from bench.burst import burst_lines, burst_on_fresh_process, spawn_service, wait_ready
 from bench.loadgen import build_request, run_load
 from bench.procstat import cpu_seconds, descendants, open_fds, peak_rss_mb, rss_mb
 from bench.serve_baseline import SERVERS
@@ -160,20 +160,6 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up")
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    """Until `url` (a /readyz) answers 200: the process has filled its pools, not merely started."""
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not turn ready")
 
 
 def connections_to(pid: int, peer_port: int) -> int:

@@ -48,18 +48,18 @@ def spawn_service(exe: str, config: Path, port: int, env: dict[str, str], log: P
         )
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until `url` (a /readyz) answers 200: the process has filled its pools, not merely started."""
+    for _ in range(300):
         if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode} during start-up")
+            raise RuntimeError(f"{url}: process exited {proc.returncode}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=0.5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("the service did not become ready")
+    raise RuntimeError(f"{url} did not turn ready")
 
 
 async def burst_on_fresh_process(  # noqa: PLR0917 - one scenario's parts
@@ -79,7 +79,7 @@ async def burst_on_fresh_process(  # noqa: PLR0917 - one scenario's parts
     ]
     proc = spawn_service(exe, config, port, env, log)
     try:
-        _wait_ready(f"http://{host}/readyz", proc)
+        wait_ready(f"http://{host}/readyz", proc)
         rss_before = rss_mb(proc.pid)
         started = time.perf_counter()
         answers = await release_together("127.0.0.1", port, requests)

@@ -9,6 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def send_json(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    """A 200 application/json answer with its length."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class JWKSServer:
     """Serves `self.jwks` at /jwks.json (or exactly `self.raw`, for bodies json.dumps can't write); `mode` = ok |
     down (500) | garbage | huge."""
@@ -38,11 +47,7 @@ class JWKSServer:
                     body = b'{"keys": [' + b'{"kty": "RSA"},' * 100_000 + b"{}]}"
                 else:
                     body = owner.raw if owner.raw is not None else json.dumps(owner.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_json(self, body)
 
             def log_message(self, *_args: Any) -> None:
                 return
